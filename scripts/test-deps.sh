@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Services and system packages the test suite talks to. Idempotent; safe on a fresh machine.
+# Tests that need something this script cannot provide skip with a message saying what.
+set -u
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# PostgreSQL on 127.0.0.1:5432 (the machines we use run one; start it if it stopped).
+if have pg_isready && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  if have pg_ctlcluster && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+fi
+exit 0

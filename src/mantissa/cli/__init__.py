@@ -1,0 +1,1 @@
+"""The ``mantissa`` command line: one module per command group, each registering itself."""
