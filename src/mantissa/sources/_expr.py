@@ -1,0 +1,65 @@
+"""SQL expression builders shared by the SaaS sources (not a source: the name starts with ``_``).
+
+Each function returns a DuckDB SQL expression over the expression(s) it is given, so the
+sources stay columnar: nothing here runs per record in Python.
+"""
+
+from __future__ import annotations
+
+
+def ip(expr: str) -> str:
+    """An IP address out of what vendors put in their "IP" fields.
+
+    Handles ``1.2.3.4:5678``, ``[2001:db8::1]:443``, ``[1.2.3.4]``, ``::ffff:1.2.3.4``
+    (IPv4-mapped, as Exchange reports it) and comma-separated proxy chains (first hop).
+    Anything that is not an address (``localhost``, host names, ``-``) becomes NULL.
+    """
+    v = f"trim(split_part(CAST({expr} AS VARCHAR), ',', 1))"
+    stripped = (
+        f"CASE WHEN regexp_matches({v}, '^\\[[^\\]]*\\]') "
+        f"THEN regexp_extract({v}, '^\\[([^\\]]*)\\]', 1) "
+        f"WHEN regexp_full_match({v}, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}:[0-9]+') "
+        f"THEN split_part({v}, ':', 1) ELSE {v} END"
+    )
+    unmapped = f"regexp_replace({stripped}, '^::ffff:([0-9.]+)$', '\\1', 'i')"
+    return (
+        f"CASE WHEN regexp_full_match({unmapped}, "
+        f"'[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}|[0-9a-fA-F]*:[0-9a-fA-F:.]*(%[0-9A-Za-z]+)?') "
+        f"THEN {unmapped} END"
+    )
+
+
+def first(*exprs: str) -> str:
+    """The first non-empty string of ``exprs`` (vendors send ``""`` for "no value")."""
+    parts = ", ".join(f"nullif(trim(CAST({e} AS VARCHAR)), '')" for e in exprs)
+    return f"coalesce({parts})"
+
+
+def json_str(path: str) -> str:
+    """A string value at JSON ``path`` of ``raw``, or NULL (``$.a.b`` style path)."""
+    return f"nullif(json_extract_string(raw, '{path}'), '')"
+
+
+def ts_zone_fix(expr: str) -> str:
+    """``2020-06-15 12:00:00.000 +0000`` / ``-07:00`` with a space before the zone → parseable."""
+    return (
+        f"regexp_replace(trim(CAST({expr} AS VARCHAR)), "
+        f"' ([+-][0-9]{{2}}):?([0-9]{{2}})$', '\\1\\2')"
+    )
+
+
+def event_time(*exprs: str) -> str:
+    """The record's time: the vendor's fields, then Panther's ``p_event_time``/``p_parse_time``,
+    and, only when the record carries no time at all, the time of ingest.
+
+    A present but unparseable time is kept as is (and so dead-lettered by the pipeline); an
+    absent one is what Panther (``p_event_time`` defaults to ``p_parse_time``), Splunk and
+    Elastic do too: index the record at the time it arrived rather than lose it.
+    """
+    parts = [f"nullif(trim(CAST({e} AS VARCHAR)), '')" for e in exprs]
+    parts += [
+        "nullif(json_extract_string(raw, '$.p_event_time'), '')",
+        "nullif(json_extract_string(raw, '$.p_parse_time'), '')",
+        "CAST(current_timestamp AS VARCHAR)",
+    ]
+    return f"coalesce({', '.join(parts)})"
