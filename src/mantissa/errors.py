@@ -82,3 +82,58 @@ class StateError(MantissaError):
 class NotFound(MantissaError):
     code = "not_found"
     http_status = 404
+
+
+class Unauthorized(MantissaError):
+    """No credentials, or credentials that are unknown, revoked or expired (API)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(MantissaError):
+    """Valid credentials whose role does not allow the call (API)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class PayloadTooLarge(MantissaError):
+    """A request body over the configured limit (API)."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class Unavailable(MantissaError):
+    """A feature or dependency that is not available right now (API)."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class DeliveryError(MantissaError):
+    """An alert could not be delivered to a destination (alerts outbox, SOAR notifications)."""
+
+    code = "delivery_error"
+    http_status = 502
+
+
+class RetryableDeliveryError(DeliveryError):
+    """Worth retrying later: 429, 5xx, timeouts, connection refused.
+
+    ``retry_after_secs`` carries the vendor's ``Retry-After`` when it sent one."""
+
+    code = "delivery_retryable"
+
+    def __init__(
+        self, message: str, *, retry_after_secs: float | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_secs = retry_after_secs
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: 4xx other than 408/429, a rejected payload, bad credentials."""
+
+    code = "delivery_permanent"

@@ -205,4 +205,5 @@ def _import_table_modules() -> None:
 # Modules that declare state tables; each adds itself here in one line.
 TABLE_MODULES: list[str] = [
     "mantissa.alerts.store",
+    "mantissa.api.auth",
 ]

@@ -1,0 +1,56 @@
+"""``GET /audit`` (role admin): the append-only record of mutating API calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from mantissa.api.auth import Principal, Role, require
+from mantissa.api.paging import Paged, PageParams, check_sort, page_params, paged
+
+router = APIRouter(tags=["audit"])
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: str | None
+    actor: str
+    token_id: str | None
+    role: str | None
+    via: str | None
+    method: str
+    path: str
+    route: str | None
+    status: int
+    client: str | None
+    request_id: str | None
+    detail: dict[str, Any] | None
+
+
+@router.get("/audit", response_model=Paged[AuditEntry])
+def list_audit(
+    request: Request,
+    actor: str | None = Query(None, max_length=256, description="Substring of the actor."),
+    token_id: str | None = Query(None, max_length=64),
+    method: str | None = Query(None, pattern="^(POST|PUT|PATCH|DELETE|post|put|patch|delete)$"),
+    since: dt.datetime | None = Query(None, description="ISO-8601; entries at or after."),
+    until: dt.datetime | None = Query(None, description="ISO-8601; entries before."),
+    page: PageParams = Depends(page_params),
+    _: Principal = Depends(require(Role.admin)),
+) -> dict:
+    """Who did what, when, and how it ended (newest first by default)."""
+    sort = check_sort(page.sort, {"at"}, "-at")
+    items, total = request.app.state.audit.list(
+        actor=actor,
+        token_id=token_id,
+        method=method,
+        since=since,
+        until=until,
+        limit=page.limit,
+        offset=page.offset,
+        sort=sort,
+    )
+    return paged(items, total, page)

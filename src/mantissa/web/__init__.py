@@ -1,0 +1,1 @@
+"""The web console served by ``mantissa serve`` (pages in ``templates/``, assets in ``static/``)."""
