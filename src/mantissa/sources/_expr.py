@@ -56,10 +56,22 @@ def event_time(*exprs: str) -> str:
     absent one is what Panther (``p_event_time`` defaults to ``p_parse_time``), Splunk and
     Elastic do too: index the record at the time it arrived rather than lose it.
     """
-    parts = [f"nullif(trim(CAST({e} AS VARCHAR)), '')" for e in exprs]
+    parts = [lenient_ts(f"nullif(trim(CAST({e} AS VARCHAR)), '')") for e in exprs]
     parts += [
         "nullif(json_extract_string(raw, '$.p_event_time'), '')",
         "nullif(json_extract_string(raw, '$.p_parse_time'), '')",
         "CAST(current_timestamp AS VARCHAR)",
     ]
     return f"coalesce({', '.join(parts)})"
+
+
+def lenient_ts(expr: str) -> str:
+    """Repairs seen in exported/normalized timestamps, applied before parsing.
+
+    ``12:00:00.000 +0000`` (a space before the zone: Snowflake exports) and
+    ``00:00:00000000`` (seconds run into the fraction without a dot: Panther rewrites).
+    """
+    return (
+        f"regexp_replace(regexp_replace({expr}, ' ([+-][0-9]{{2}}):?([0-9]{{2}})$', '\\1\\2'), "
+        f"'( [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}})([0-9]{{3,9}})$', '\\1.\\2')"
+    )
