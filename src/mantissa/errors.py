@@ -9,6 +9,9 @@
     │   ├── QueryTimeout       the statement ran past its timeout
     │   └── BudgetExceeded     the cost estimate is over budget
     ├── StateError             the state store failed
+    ├── LLMError               an LLM provider failed (ask tier); never carries the key
+    │   ├── LLMRateLimited     the provider said 429 / throttled (retryable)
+    │   └── LLMTimeout         the provider did not answer in time (retryable)
     └── NotFound               a named object (alert, rule, table ...) does not exist
 
 Every error has a stable ``code`` (used by the API as ``error.code``) and an
@@ -137,3 +140,18 @@ class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: 4xx other than 408/429, a rejected payload, bad credentials."""
 
     code = "delivery_permanent"
+
+
+class LLMError(MantissaError):
+    code = "llm_error"
+    http_status = 502
+
+
+class LLMRateLimited(LLMError):
+    code = "llm_rate_limited"
+    http_status = 429
+
+
+class LLMTimeout(LLMError):
+    code = "llm_timeout"
+    http_status = 504
