@@ -71,7 +71,10 @@ class IngestSummary:
 
 def ingest_connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ingest macros loaded (UTC session)."""
-    con = duckdb.connect(config={"threads": threads} if threads else {})
+    config: dict[str, Any] = {"memory_limit": "1GB"}
+    if threads:
+        config["threads"] = threads
+    con = duckdb.connect(config=config)
     con.execute("SET TimeZone='UTC'")
     con.execute("SET preserve_insertion_order=false")
     con.execute(NOYEAR_MACRO)
@@ -96,11 +99,12 @@ class Pipeline:
         self.writer = LakeWriter(storage, self.con, f"logs/{source.name}")
         self.deadletter = DeadLetterStore(storage)
         self._transform_sql = source.select_sql()
-        self._buf_lines: list[int] = []
-        self._buf_raws: list[str] = []
-        self._buf_files: list[str] = []
-        self._buf_ctx: list[str | None] = []
         self._buf_bytes = 0
+        self._file_ctx: str | None = None
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _pending "
+            "(line BIGINT, raw VARCHAR, file VARCHAR, ctx VARCHAR)"
+        )
         self._buf_rejections: list[Rejection] = []
 
     # -- public ---------------------------------------------------------------
@@ -132,6 +136,7 @@ class Pipeline:
     # -- internals --------------------------------------------------------------
     def _process_chunks(self, chunks: Any, summary: IngestSummary, progress: Any) -> None:
         document_mode = False
+        csv_mode = False
         doc_parts: list[bytes] = []
         doc_name = ""
         for chunk in chunks:
@@ -142,7 +147,8 @@ class Pipeline:
             ]
             if chunk.is_first and isinstance(self.source, JsonSource):
                 document_mode = _looks_like_document(chunk.data)
-            if document_mode:
+                csv_mode = self.source.csv and _looks_like_csv(chunk.data)
+            if document_mode or csv_mode:
                 doc_parts.append(chunk.data)
                 doc_name = chunk.file
                 if rejections:
@@ -155,43 +161,117 @@ class Pipeline:
             self._buffer(lines, raws, chunk.file, rejections, len(chunk.data), summary)
             if progress:
                 progress(len(chunk.data))
-        if document_mode:
-            self._ingest_document(b"".join(doc_parts), doc_name, summary)
+        if document_mode or csv_mode:
+            self._ingest_whole(b"".join(doc_parts), doc_name, csv_mode, summary)
+
+    def _ingest_whole(self, data: bytes, name: str, csv_mode: bool, summary: IngestSummary) -> None:
+        if csv_mode:
+            self._ingest_csv(data, name, summary)
+        else:
+            self._ingest_document(data, name, summary)
+
+    def _ingest_csv(self, data: bytes, name: str, summary: IngestSummary) -> None:
+        """A CSV file with a header row: each row becomes a JSON object (columnar, Arrow→DuckDB).
+
+        Values stay strings as exported (Salesforce EventLogFile bodies, Snowflake
+        ``ACCOUNT_USAGE`` exports); quoted fields may hold commas, quotes and newlines.
+        """
+        import csv
+
+        import pyarrow.csv as pacsv
+
+        src = self.source
+        try:
+            first = data.split(b"\n", 1)[0].decode("utf-8-sig").strip("\r")
+            header = next(csv.reader([first]))
+            table = pacsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pacsv.ReadOptions(block_size=1 << 24),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in header},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, csv.Error) as exc:
+            self._reject(
+                [
+                    Rejection(
+                        src.name,
+                        name,
+                        None,
+                        f"malformed CSV: {exc}",
+                        data.decode("utf-8", "replace")[:1_000_000],
+                    )
+                ],
+                summary,
+            )
+            return
+        self.con.register("_csv", table)
+        try:
+            raws = [
+                r[0]
+                for r in self.con.execute(
+                    "SELECT CAST(to_json(_csv) AS VARCHAR) FROM _csv"
+                ).fetchall()
+            ]
+        finally:
+            self.con.unregister("_csv")
+        # the header is line 1; a row's number is its record number + 1 (exact unless a
+        # quoted value spans lines)
+        self._buffer(list(range(2, len(raws) + 2)), raws, name, [], len(data), summary)
 
     def _frame_lines(self, chunk: Chunk) -> tuple[list[int], list[str], list[Rejection]]:
+        """Queue a chunk's lines in DuckDB: split, numbered and ``\\r``-stripped there.
+
+        Returns nothing to buffer in Python on the columnar path (empty lists); a source
+        that overrides :meth:`Source.skip_line` takes the line-by-line path instead.
+        """
         text = chunk.data.decode("utf-8", errors="replace")
+        src = self.source
+        if chunk.is_first:
+            first = text.split("\n", 1)[0].rstrip("\r")
+            self._file_ctx = src.start_file(first) if text else None
+        if type(src).skip_line is not Source.skip_line:
+            return self._frame_lines_python(chunk, text)
+        if text:
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            parts = text.split("\n")
+            if parts[-1] == "":
+                parts.pop()
+            base = chunk.first_line
+            rows = pa.table(
+                {
+                    "line": pa.array(range(base, base + len(parts)), pa.int64()),
+                    "raw": pa.array(parts, pa.string()),
+                }
+            )
+            self.con.register("_rows", rows)
+            self.con.execute(
+                "INSERT INTO _pending SELECT line, raw, $file, $ctx FROM _rows",
+                {"file": chunk.file, "ctx": self._file_ctx},
+            )
+            self.con.unregister("_rows")
+        return [], [], []
+
+    def _frame_lines_python(
+        self, chunk: Chunk, text: str
+    ) -> tuple[list[int], list[str], list[Rejection]]:
         parts = text.split("\n")
         if parts and parts[-1] == "":
             parts.pop()
-        rejections: list[Rejection] = []
         src = self.source
-        if chunk.is_first:
-            self._file_ctx = src.start_file(parts[0].rstrip("\r")) if parts else None
-        max_len = self.config.max_line_bytes
         lines: list[int] = []
         raws: list[str] = []
         base = chunk.first_line
         for i, line in enumerate(parts):
-            if not line or line == "\r":
-                continue
-            if line[-1] == "\r":
-                line = line[:-1]
-            if len(line) > max_len:
-                rejections.append(
-                    Rejection(
-                        src.name,
-                        chunk.file,
-                        base + i,
-                        f"line longer than max_line_bytes ({len(line)} > {max_len})",
-                        line,
-                    )
-                )
-                continue
-            if src.skip_line(line):
-                continue
-            lines.append(base + i)
-            raws.append(line)
-        return lines, raws, rejections
+            line = line.rstrip("\r")
+            if line and not src.skip_line(line):
+                lines.append(base + i)
+                raws.append(line)
+        return lines, raws, []
 
     def _ingest_document(self, data: bytes, name: str, summary: IngestSummary) -> None:
         src = self.source
@@ -199,6 +279,26 @@ class Pipeline:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
+            docs, rest = _split_concatenated(data)
+            if docs:
+                # several documents one after another (pretty-printed streams, e.g. the
+                # Falcon Streaming API as saved by collectors): each is a document
+                if rest is not None:
+                    self._reject(
+                        [
+                            Rejection(
+                                src.name,
+                                name,
+                                None,
+                                f"malformed JSON document after {len(docs)} documents",
+                                rest[0][:1_000_000],
+                                offset=rest[1],
+                            )
+                        ],
+                        summary,
+                    )
+                self._ingest_documents(docs, data, name, summary)
+                return
             self._reject(
                 [
                     Rejection(
@@ -213,7 +313,14 @@ class Pipeline:
                 summary,
             )
             return
-        records = _unwrap_document(doc, src.wrapper_keys)
+        self._ingest_documents([doc], data, name, summary)
+
+    def _ingest_documents(
+        self, docs: list[Any], data: bytes, name: str, summary: IngestSummary
+    ) -> None:
+        src = self.source
+        assert isinstance(src, JsonSource)
+        records = _unwrap_document(docs if len(docs) > 1 else docs[0], src.wrapper_keys)
         if records is None:
             self._reject(
                 [
@@ -241,24 +348,30 @@ class Pipeline:
         nbytes: int,
         summary: IngestSummary,
     ) -> None:
-        self._buf_lines.extend(lines)
-        self._buf_raws.extend(raws)
-        self._buf_files.extend([file] * len(lines))
-        self._buf_ctx.extend([getattr(self, "_file_ctx", None)] * len(lines))
+        if lines:
+            table = pa.table(
+                {
+                    "line": pa.array(lines, pa.int64()),
+                    "raw": pa.array(raws, pa.string()),
+                    "file": pa.array([file] * len(lines), pa.string()),
+                    "ctx": pa.array([getattr(self, "_file_ctx", None)] * len(lines), pa.string()),
+                }
+            )
+            self.con.register("_rows", table)
+            self.con.execute("INSERT INTO _pending SELECT line, raw, file, ctx FROM _rows")
+            self.con.unregister("_rows")
         self._buf_rejections.extend(rejections)
         self._buf_bytes += nbytes
         if self._buf_bytes >= self.config.batch_bytes:
             self.flush(summary)
 
     def flush(self, summary: IngestSummary) -> None:
-        """Write what is buffered (many small files become one batch)."""
-        lines, raws, files = self._buf_lines, self._buf_raws, self._buf_files
-        ctxs = self._buf_ctx
+        """Write what is queued (many small files become one batch)."""
         rejections = self._buf_rejections
-        self._buf_lines, self._buf_raws, self._buf_files, self._buf_ctx = [], [], [], []
         self._buf_rejections = []
         self._buf_bytes = 0
-        self._run_batch(lines, raws, files, ctxs, rejections, summary)
+        self._run_batch(rejections, summary)
+        self.con.execute("DELETE FROM _pending")
 
     def _reject(self, rejections: list[Rejection], summary: IngestSummary) -> None:
         if not rejections:
@@ -272,41 +385,35 @@ class Pipeline:
             reason = r.reason.split(":")[0]
             summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
 
-    def _run_batch(
-        self,
-        lines: list[int],
-        raws: list[str],
-        files: list[str],
-        ctxs: list[str | None],
-        rejections: list[Rejection],
-        summary: IngestSummary,
-    ) -> None:
+    def _run_batch(self, rejections: list[Rejection], summary: IngestSummary) -> None:
         con = self.con
         src = self.source
+        cfg = self.config
         batch_id = new_batch_id()
-        if raws:
-            arrow = pa.table(
-                {
-                    "line": pa.array(lines, pa.int64()),
-                    "raw": pa.array(raws, pa.string()),
-                    "file": pa.array(files, pa.string()),
-                    "ctx": pa.array(ctxs, pa.string()),
-                }
+        max_len = int(cfg.max_line_bytes)
+        for file, line, raw, n in con.execute(
+            f"SELECT file, line, raw, strlen(raw) FROM _pending WHERE strlen(raw) > {max_len}"
+        ).fetchall():
+            rejections.append(
+                _rejection(src.name, file, line,
+                           f"line longer than max_line_bytes ({n} > {max_len})", raw)
             )
-            con.register("_chunk", arrow)
-            framed = _framing_sql(src)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE input AS {framed}")
-            con.unregister("_chunk")
-            cfg = self.config
+        skip = f"AND NOT coalesce(({src.skip_sql}), false)" if src.skip_sql else ""
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _chunk AS SELECT line, raw, file, ctx FROM _pending "
+            f"WHERE strlen(raw) <= {max_len} AND raw <> '' {skip}"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE input AS {_framing_sql(src)}")
+        if isinstance(src, JsonSource):
+            _expand_json(con, src)
+        if con.execute("SELECT count(*) FROM input").fetchone()[0]:  # type: ignore[index]
             bad = con.execute(
                 "SELECT file, line, raw, _frame_error FROM input WHERE _frame_error IS NOT NULL"
             ).fetchall()
             for file, line, raw, reason in bad:
                 rejections.append(_rejection(src.name, file, line, reason, raw))
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE input AS SELECT line, raw, file, ctx FROM input "
-                "WHERE _frame_error IS NULL"
-            )
+            if bad:
+                con.execute("DELETE FROM input WHERE _frame_error IS NOT NULL")
             min_time = cfg.min_event_time.replace("'", "")
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE _batch AS
@@ -330,7 +437,6 @@ class Pipeline:
             ).fetchone()[0]  # type: ignore[index]
             summary.skipped += int(skipped)
             now = dt.datetime.now(dt.UTC).isoformat()
-            cols = [c for c in COMMON_COLUMNS]
             native = [
                 r[0]
                 for r in con.execute("DESCRIBE _batch").fetchall()
@@ -338,7 +444,7 @@ class Pipeline:
                 and r[0] not in ("line", "file", "_error", "_skip", "_reject")
             ]
             select_cols = []
-            for c in cols:
+            for c in COMMON_COLUMNS:
                 if c == "source":
                     select_cols.append(f"'{src.name}' AS source")
                 elif c == "ingested_at":
@@ -354,7 +460,7 @@ class Pipeline:
                     select_cols.append(f'"{c}"')
             select_cols += [f'"{c}"' for c in native]
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _good AS SELECT {', '.join(select_cols)} "
+                f"CREATE OR REPLACE TEMP VIEW _good AS SELECT {', '.join(select_cols)} "
                 f"FROM _batch WHERE _reject IS NULL AND _skip IS NULL"
             )
             result = self.writer.write("_good", batch_id)
@@ -362,8 +468,9 @@ class Pipeline:
             summary.duplicates += result.duplicates
             summary.files_written += result.files
             summary.partition_keys |= result.partitions
-            con.execute("DROP TABLE IF EXISTS _good")
+            con.execute("DROP VIEW IF EXISTS _good")
             con.execute("DROP TABLE IF EXISTS _batch")
+            con.execute("DROP TABLE IF EXISTS input")
         self._reject(rejections, summary)
 
 
@@ -377,34 +484,83 @@ def _rejection(source: str, file: str, line: int, reason: str, raw: str | None) 
 
 
 def _framing_sql(src: Source) -> str:
-    """Rows of ``_chunk`` → ``input(line, raw, _frame_error)``; JSON is validated and expanded."""
+    """Rows of ``_chunk`` → ``input(line, raw, file, ctx, _frame_error, _wrapped)`` in one pass.
+
+    JSON lines are validated; plain objects pass through untouched (the original text is
+    kept as ``raw``). Arrays and wrapper documents (``Records`` ...) are flagged
+    ``_wrapped`` and expanded by :func:`_expand_json`.
+    """
     if not isinstance(src, JsonSource):
-        return "SELECT line, raw, file, ctx, NULL::VARCHAR AS _frame_error FROM _chunk"
-    expand_parts = ["WHEN jt = 'ARRAY' THEN json_extract(raw, '$[*]')"]
+        return (
+            "SELECT line, raw, file, ctx, NULL::VARCHAR AS _frame_error, false AS _wrapped "
+            "FROM _chunk WHERE trim(raw) <> ''"
+        )
+    hints = "".join(
+        f" OR contains(raw, '\"{k.replace(chr(39), chr(39) * 2)}\"')" for k in src.wrapper_keys
+    )
+    return f"""
+    SELECT line, raw, file, ctx,
+      CASE WHEN NOT json_valid(raw) THEN (CASE WHEN trim(raw) = '' THEN '' ELSE 'malformed JSON' END)
+           WHEN left(ltrim(raw), 1) NOT IN ('{{', '[')
+             THEN 'not a JSON object: ' || json_type(raw) END AS _frame_error,
+      json_valid(raw) AND (left(ltrim(raw), 1) = '['{hints}) AS _wrapped
+    FROM _chunk
+    """
+
+
+def _expand_json(con: duckdb.DuckDBPyConnection, src: JsonSource) -> None:
+    """Expand flagged arrays / wrapper documents in ``input`` to one row per element."""
+    con.execute("DELETE FROM input WHERE _frame_error = ''")  # blank lines
+    if not con.execute("SELECT count(*) FROM input WHERE _wrapped").fetchone()[0]:  # type: ignore[index]
+        return
+    parts = ["WHEN left(ltrim(raw), 1) = '[' THEN json_extract(raw, '$[*]')"]
     for key in src.wrapper_keys:
         k = key.replace("'", "''")
-        expand_parts.append(
-            f"WHEN json_type(raw, '$.{k}') = 'ARRAY' THEN json_extract(raw, '$.{k}[*]')"
-        )
-    expand = "CASE " + " ".join(expand_parts) + " ELSE [raw::JSON] END"
-    return f"""
-    WITH v AS (
-      SELECT line, raw, file, ctx, json_valid(raw) AS ok,
-             CASE WHEN json_valid(raw) THEN json_type(raw) END AS jt
-      FROM _chunk
-    ),
-    expanded AS (
-      SELECT line, file, ctx, CAST(UNNEST({expand}) AS VARCHAR) AS raw FROM v
-      WHERE ok AND jt IN ('OBJECT', 'ARRAY')
+        parts.append(f"WHEN json_type(raw, '$.{k}') = 'ARRAY' THEN json_extract(raw, '$.{k}[*]')")
+    expand = "CASE " + " ".join(parts) + " ELSE [raw::JSON] END"
+    con.execute(
+        f"""INSERT INTO input
+        SELECT line, raw, file, ctx,
+          CASE WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object: ' || json_type(raw) END,
+          false
+        FROM (SELECT line, file, ctx, CAST(UNNEST({expand}) AS VARCHAR) AS raw
+              FROM input WHERE _wrapped)"""
     )
-    SELECT line, raw, file, ctx,
-      CASE WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object: ' || json_type(raw) END AS _frame_error
-    FROM expanded
-    UNION ALL
-    SELECT line, raw, file, ctx,
-      CASE WHEN NOT ok THEN 'malformed JSON' ELSE 'not a JSON object: ' || jt END
-    FROM v WHERE NOT ok OR jt NOT IN ('OBJECT', 'ARRAY')
+    con.execute("DELETE FROM input WHERE _wrapped")
+
+
+def _looks_like_csv(data: bytes) -> bool:
+    """True when the first line is a CSV header (not JSON): quoted or bare names and commas."""
+    first = data.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].strip()
+    if not first or first[:1] in (b"{", b"[") or b"," not in first:
+        return False
+    names = [n.strip().strip(b'"') for n in first.split(b",")]
+    return all(n and len(n) < 128 and b"{" not in n for n in names)
+
+
+def _split_concatenated(data: bytes) -> tuple[list[Any], tuple[str, int] | None]:
+    """Concatenated JSON values (``{...}{...}`` or pretty-printed ones in a row).
+
+    Returns the values parsed and, when something unparseable follows, that text and its
+    character offset. Only used when a whole input is not one JSON document.
     """
+    import json
+
+    text = data.decode("utf-8", "replace")
+    dec = json.JSONDecoder()
+    out: list[Any] = []
+    pos = 0
+    n = len(text)
+    while True:
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= n:
+            return out, None
+        try:
+            val, pos = dec.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            return out, (text[pos:], pos)
+        out.append(val)
 
 
 def _looks_like_document(data: bytes) -> bool:

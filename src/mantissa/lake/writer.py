@@ -85,32 +85,36 @@ class LakeWriter:
             )
         else:
             con.execute("CREATE TEMP TABLE _existing_ids (event_id VARCHAR)")
-        total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+        total, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT event_id) FROM {table}"
+        ).fetchone()  # type: ignore[misc]
+        if existing or distinct != total:
+            relation = (
+                f"SELECT t.* FROM {table} t ANTI JOIN _existing_ids e ON t.event_id = e.event_id "
+                f"QUALIFY row_number() OVER (PARTITION BY t.event_id ORDER BY t.event_time) = 1"
+            )
+        else:
+            relation = f"SELECT * FROM {table}"
         staging = self.storage.scratch_dir() / batch_id
         staging.mkdir(parents=True, exist_ok=True)
         try:
             con.execute(
                 f"""COPY (
-                    SELECT * EXCLUDE (_rn),
+                    SELECT *,
                       strftime(event_time, '%Y') AS year, strftime(event_time, '%m') AS month,
                       strftime(event_time, '%d') AS day, strftime(event_time, '%H') AS hour
-                    FROM (
-                      SELECT t.*, row_number() OVER (PARTITION BY t.event_id) AS _rn
-                      FROM {table} t ANTI JOIN _existing_ids e ON t.event_id = e.event_id
-                    ) WHERE _rn = 1
+                    FROM ({relation})
                     ORDER BY {order_by}
                 ) TO '{staging}' (FORMAT parquet, COMPRESSION zstd,
                     PARTITION_BY (year, month, day, hour), FILENAME_PATTERN 'part{{i}}',
                     ROW_GROUP_SIZE 122880)"""
             )
-            written = (
-                con.execute(
-                    f"SELECT count(*) FROM read_parquet('{staging}/**/*.parquet')"
-                ).fetchone()[0]
-                if any(staging.rglob("*.parquet"))
-                else 0
-            )  # type: ignore[index]
-            res.rows = int(written)
+            written = 0
+            if any(staging.rglob("*.parquet")):
+                written = con.execute(
+                    f"SELECT sum(num_rows) FROM parquet_file_metadata('{staging}/**/*.parquet')"
+                ).fetchone()[0]  # type: ignore[index]
+            res.rows = int(written or 0)
             res.duplicates = int(total) - res.rows
             for f in sorted(staging.rglob("*.parquet")):
                 rel = f.relative_to(staging)

@@ -95,6 +95,8 @@ class Source(ABC):
     category: ClassVar[str] = "generic"
     variants: ClassVar[tuple[str, ...]] = ()
     framing: ClassVar[str] = "json"  # "json" (objects) or "lines" (text)
+    #: SQL boolean over ``raw`` and ``ctx``: lines that are framing, not events (headers).
+    skip_sql: ClassVar[str | None] = None
     #: SQL expressions for the common columns, over the native columns (and ``raw``).
     common: ClassVar[dict[str, str]] = {}
 
@@ -135,7 +137,9 @@ class Source(ABC):
         error = self.common.get("_error", "NULL")
         skip = self.common.get("_skip", "NULL")
         return (
-            f"SELECT line, raw, file, {', '.join(commons)}, n.* EXCLUDE (line, raw, file, ctx), "
+            # native columns: all but framing and working columns (``_name``, helpers of the SQL)
+            f"SELECT line, raw, file, {', '.join(commons)}, "
+            "COLUMNS(c -> c NOT IN ('line', 'raw', 'file', 'ctx') AND NOT starts_with(c, '_')), "
             f"CAST({error} AS VARCHAR) AS _error, CAST({skip} AS VARCHAR) AS _skip "
             f"FROM ({self.native_sql()}) AS n"
         )
@@ -156,9 +160,29 @@ class JsonSource(Source):
     #: Keys whose presence in a JSON object marks this source (for auto-detection).
     signature: ClassVar[tuple[str, ...]] = ()
 
+    #: Match top-level keys case-insensitively too (tools that lower-case vendor keys,
+    #: e.g. Panther's Microsoft 365 tables); the canonical spelling wins when both exist.
+    case_insensitive_keys: ClassVar[bool] = False
+    #: Also accept CSV files with a header row (each row becomes an object keyed by the
+    #: header, all values strings): Snowflake / Salesforce exports.
+    csv: ClassVar[bool] = False
+
     def native_sql(self) -> str:
         struct = json.dumps(self.structure).replace("'", "''")
-        return f"SELECT line, raw, file, ctx, UNNEST(json_transform(raw, '{struct}')) FROM input"
+        if not self.case_insensitive_keys:
+            return (
+                f"SELECT line, raw, file, ctx, UNNEST(json_transform(raw, '{struct}')) FROM input"
+            )
+        lower: dict[str, Any] = {}
+        for k, v in self.structure.items():
+            lower.setdefault(k.lower(), v)
+        lstruct = json.dumps(lower).replace("'", "''")
+        cols = ", ".join(f'coalesce(_a."{k}", _b."{k.lower()}") AS "{k}"' for k in self.structure)
+        return (
+            f"SELECT line, raw, file, ctx, {cols} FROM (SELECT line, raw, file, ctx, "
+            f"json_transform(raw, '{struct}') AS _a, json_transform(raw, '{lstruct}') AS _b "
+            f"FROM input) AS _ci"
+        )
 
     def sniff(self, sample: list[str]) -> float:
         if not self.signature:
