@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from mantissa.sources._jsonsql import payload_sql, transform_sql
 from mantissa.sources.base import JsonSource
 
 _USER_IDENTITY: dict[str, Any] = {
@@ -88,9 +89,11 @@ class CloudTrail(JsonSource):
         "addendum": "JSON",
     }
     common: ClassVar[dict[str, str]] = {
-        "event_time": "eventTime",
+        # Logstash re-exports (OTRF datasets) moved eventTime to @timestamp
+        "event_time": "coalesce(eventTime, json_extract_string(raw, '$.\"@timestamp\"'))",
         "event_id": "eventID",
-        "event_type": "eventName",
+        # Insights events have no eventName of their own: the type says what they are
+        "event_type": "coalesce(eventName, eventType)",
         "outcome": (
             "CASE WHEN errorCode IS NOT NULL THEN 'failure' "
             "WHEN eventName = 'ConsoleLogin' AND responseElements->>'ConsoleLogin' = 'Failure' "
@@ -104,9 +107,13 @@ class CloudTrail(JsonSource):
         "src_ip": "sourceIPAddress",
         "user_agent": "userAgent",
         "host": "recipientAccountId",
-        "message": "eventSource || ':' || eventName",
+        "message": (
+            "coalesce(eventSource || ':' || eventName, eventType || ':' || "
+            "json_extract_string(insightDetails, '$.eventName'))"
+        ),
         "_error": (
-            "CASE WHEN eventName IS NULL AND NOT json_exists(raw, '$.digestStartTime') "
+            "CASE WHEN eventName IS NULL AND insightDetails IS NULL "
+            "AND NOT json_exists(raw, '$.digestStartTime') "
             "THEN 'not a CloudTrail event: eventName missing' END"
         ),
         "_skip": (
@@ -116,9 +123,7 @@ class CloudTrail(JsonSource):
     }
 
     def native_sql(self) -> str:
-        # EventBridge delivers the CloudTrail record under "detail".
-        unwrapped = (
-            "SELECT line, file, ctx, CASE WHEN json_exists(raw, '$.detail.eventName') "
-            "THEN json_extract(raw, '$.detail')::VARCHAR ELSE raw END AS raw FROM input"
-        )
-        return super().native_sql().replace("FROM input", f"FROM ({unwrapped})")
+        # EventBridge delivers the CloudTrail record under "detail"; Panther-normalized
+        # records may have lower-cased keys (folded back only for rows that need it)
+        doc = payload_sql([("$.detail.eventName", "$.detail")])
+        return transform_sql(self.structure, doc, canonical_key="eventName")
