@@ -139,7 +139,7 @@ class Source(ABC):
         return (
             # native columns: all but framing and working columns (``_name``, helpers of the SQL)
             f"SELECT line, raw, file, {', '.join(commons)}, "
-            "COLUMNS(c -> c NOT IN ('line', 'raw', 'file', 'ctx') AND NOT starts_with(c, '_')), "
+            "COLUMNS(lambda c: c NOT IN ('line', 'raw', 'file', 'ctx') AND NOT starts_with(c, '_')), "
             f"CAST({error} AS VARCHAR) AS _error, CAST({skip} AS VARCHAR) AS _skip "
             f"FROM ({self.native_sql()}) AS n"
         )
