@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import Field
 
 from mantissa import __version__
@@ -90,9 +91,15 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     errors.install(app)
 
     common = error_responses(401, 403, 422, 500)
+    # (method, path, route) of every API endpoint: the auth tests walk this table
+    app.state.api_routes = []
     for reg in registrations():
         secured = getattr(reg.router, "public", False) is not True
         app.include_router(reg.router, responses=common if secured else error_responses(500))
+        for route in reg.router.routes:
+            if isinstance(route, APIRoute) and route.include_in_schema:
+                for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                    app.state.api_routes.append((method, route.path, route))
         if reg.feature:
             app.state.features[reg.feature] = True
         if reg.max_body_bytes:
