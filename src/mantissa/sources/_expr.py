@@ -75,3 +75,15 @@ def lenient_ts(expr: str) -> str:
         f"regexp_replace(regexp_replace({expr}, ' ([+-][0-9]{{2}}):?([0-9]{{2}})$', '\\1\\2'), "
         f"'( [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}})([0-9]{{3,9}})$', '\\1.\\2')"
     )
+
+
+def decode_json_strings(select_sql: str, columns: list[str]) -> str:
+    """Wrap a source's SELECT so JSON ``columns`` holding a JSON document *as a string*
+    (CSV exports, double-encoded API fields) hold the document itself."""
+    repl = ", ".join(
+        f"CASE WHEN json_type(\"{c}\") = 'VARCHAR' AND json_valid(\"{c}\" ->> '$') "
+        f"AND json_type(\"{c}\" ->> '$') IN ('OBJECT', 'ARRAY') "
+        f'THEN CAST("{c}" ->> \'$\' AS JSON) ELSE "{c}" END AS "{c}"'
+        for c in columns
+    )
+    return f"SELECT * REPLACE ({repl}) FROM ({select_sql})"
