@@ -9,10 +9,13 @@ receiver) registers its router with :func:`register` and adds its import path to
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from dataclasses import dataclass
 
 from fastapi import APIRouter
+
+log = logging.getLogger("mantissa.api")
 
 # Modules outside ``mantissa.api.routes`` that register routers; one line each.
 ROUTER_MODULES: list[str] = []
@@ -46,7 +49,18 @@ def registrations() -> list[Registration]:
     for mod in sorted(pkgutil.iter_modules(routes.__path__), key=lambda m: m.name):
         if mod.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{routes.__name__}.{mod.name}")
+        try:
+            module = importlib.import_module(f"{routes.__name__}.{mod.name}")
+        except ModuleNotFoundError as exc:
+            # a router for a module this build lacks (e.g. detect): serve the rest
+            if (
+                exc.name
+                and exc.name.startswith("mantissa.")
+                and not exc.name.startswith(f"{routes.__name__}.{mod.name}")
+            ):
+                log.warning("not serving %s: %s is not installed", mod.name, exc.name)
+                continue
+            raise
         router = getattr(module, "router", None)
         if isinstance(router, APIRouter):
             register(router, feature=getattr(module, "FEATURE", None))
