@@ -42,7 +42,7 @@ def ingest(
         err_console.print(
             f"detected source: [bold]{source}[/] ({found.score:.0%} of sampled records)"
         )
-    src = get_source(source)
+    src = get_source(source, {"timestamp_fields": rt.config.ingest.timestamp_fields})
     pipeline = Pipeline(rt.storage, src, rt.config.ingest)
     files = expand_paths(paths)
     total = sum(os.path.getsize(f) for f in files if f != "-")
