@@ -1,0 +1,751 @@
+"""Understanding a question: time windows, entities, concepts, dimensions and intent.
+
+The question is tokenized and matched against a phrase index (longest phrase first)
+built from the vocabulary, the per-source hints and the values harvested from the
+data. Every content word must be accounted for: a word the index does not know makes
+the question *unmapped* (declined with what was understood), so that a constraint the
+analyst wrote is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mantissa.ask.lexicon import Lexicon, source_hints, split_words, vocabulary
+from mantissa.ask.timerange import TimeRange, parse_time
+
+# Words that carry no constraint (question scaffolding, verbs, articles ...).
+FILLER = set(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "from",
+        "to",
+        "by",
+        "with",
+        "within",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "about",
+        "across",
+        "via",
+        "per",
+        "and",
+        "or",
+        "but",
+        "than",
+        "then",
+        "also",
+        "as",
+        "so",
+        "if",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "done",
+        "doing",
+        "have",
+        "has",
+        "had",
+        "having",
+        "will",
+        "would",
+        "could",
+        "should",
+        "can",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "show",
+        "me",
+        "us",
+        "list",
+        "find",
+        "get",
+        "give",
+        "tell",
+        "see",
+        "display",
+        "pull",
+        "fetch",
+        "return",
+        "look",
+        "lookup",
+        "search",
+        "print",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "whats",
+        "what's",
+        "who's",
+        "where's",
+        "when's",
+        "how's",
+        "there",
+        "their",
+        "they",
+        "them",
+        "those",
+        "these",
+        "this",
+        "that",
+        "it",
+        "its",
+        "it's",
+        "i",
+        "we",
+        "our",
+        "my",
+        "your",
+        "you",
+        "please",
+        "any",
+        "all",
+        "every",
+        "each",
+        "some",
+        "anything",
+        "everything",
+        "something",
+        "stuff",
+        "things",
+        "thing",
+        "ones",
+        "one",
+        "events",
+        "event",
+        "activity",
+        "activities",
+        "log",
+        "logs",
+        "entries",
+        "entry",
+        "records",
+        "record",
+        "lines",
+        "line",
+        "rows",
+        "row",
+        "data",
+        "happened",
+        "happen",
+        "happening",
+        "occur",
+        "occurred",
+        "occurring",
+        "seen",
+        "see",
+        "saw",
+        "observed",
+        "detected",
+        "made",
+        "make",
+        "used",
+        "use",
+        "using",
+        "performed",
+        "perform",
+        "done",
+        "taken",
+        "took",
+        "did",
+        "attempt",
+        "attempts",
+        "attempted",
+        "tried",
+        "try",
+        "trying",
+        "someone",
+        "somebody",
+        "anyone",
+        "anybody",
+        "anywhere",
+        "recent",
+        "just",
+        "only",
+        "ever",
+        "yet",
+        "still",
+        "already",
+        "now",
+        "number",
+        "count",
+        "counts",
+        "total",
+        "totals",
+        "many",
+        "much",
+        "how",
+        "often",
+        "times",
+        "time",
+        "top",
+        "most",
+        "least",
+        "fewest",
+        "more",
+        "last",
+        "latest",
+        "recent",
+        "most-recent",
+        "first",
+        "earliest",
+        "newest",
+        "oldest",
+        "compare",
+        "compared",
+        "comparison",
+        "versus",
+        "vs",
+        "vs.",
+        "against",
+        "difference",
+        "change",
+        "changes",
+        "changed",
+        "trend",
+        "breakdown",
+        "break",
+        "down",
+        "group",
+        "grouped",
+        "split",
+        "distribution",
+        "broken",
+        "broke",
+        "p50",
+        "p75",
+        "p90",
+        "p95",
+        "p99",
+        "p999",
+        "percentile",
+        "percentiles",
+        "median",
+        "average",
+        "avg",
+        "mean",
+        "max",
+        "maximum",
+        "min",
+        "minimum",
+        "sum",
+        "summary",
+        "summarize",
+        "overview",
+        "biggest",
+        "largest",
+        "highest",
+        "lowest",
+        "busiest",
+        "noisiest",
+        "heaviest",
+        "active",
+        "frequent",
+        "common",
+        "commonest",
+        "rare",
+        "rarest",
+        "popular",
+        "leading",
+        "worst",
+        "did",
+        "don't",
+        "doesn't",
+        "didn't",
+        "not",
+        "no",
+        "non",
+        "without",
+        "except",
+        "excluding",
+        "exclude",
+        "other",
+        "outside",
+        "foreign",
+        "between",
+        "since",
+        "until",
+        "till",
+        "ago",
+        "during",
+        "hours",
+        "days",
+        "weeks",
+        "minutes",
+        "ok",
+        "okay",
+        "hey",
+        "hi",
+        "quick",
+        "quickly",
+        "briefly",
+        "exactly",
+        "precisely",
+        "happened",
+        "number",
+        "of",
+        "value",
+        "values",
+        "result",
+        "results",
+        "name",
+        "names",
+        "via",
+        "through",
+        "using",
+        "against",
+        "towards",
+        "toward",
+        "went",
+        "go",
+        "going",
+        "came",
+        "come",
+        "coming",
+        "originated",
+        "originating",
+        "originate",
+        "show",
+        "showing",
+        "shown",
+        "listing",
+        "listed",
+        "person",
+        "people",
+        "guy",
+        "guys",
+    ]
+)
+
+NEGATORS = {
+    "outside",
+    "not",
+    "non",
+    "except",
+    "excluding",
+    "exclude",
+    "other",
+    "foreign",
+    "besides",
+}
+DST_MARKERS = {"to", "destination", "dst", "towards", "toward", "target", "into"}
+SRC_MARKERS = {"from", "source", "src", "by", "origin", "originating"}
+USER_MARKERS = {"user", "username", "account", "principal", "users", "accounts", "identity"}
+
+_IPV4 = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}"
+_IPV6 = r"(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}(?::[0-9a-f]{1,4})*"
+_EMAIL = r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}"
+_TOKEN = re.compile(
+    rf"({_IPV4}/\d{{1,2}}|{_IPV4}|{_EMAIL}|{_IPV6}(?:/\d{{1,3}})?|\"[^\"]+\"|'[^']+'|[a-z0-9][a-z0-9_.\-:/]*[a-z0-9]|[a-z0-9])",
+    re.I,
+)
+
+
+@dataclass
+class Match:
+    kind: str
+    payload: Any
+    text: str
+    negated: bool = False
+    role: str | None = None
+
+
+@dataclass
+class Understanding:
+    """Everything recognized in a question, before mapping to tables."""
+
+    question: str
+    time: TimeRange | None = None
+    more_times: list[TimeRange] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    intent: str = "search"
+    k: int | None = None
+    quantile: float | None = None
+    ascending: bool = False
+    count_distinct: bool = False
+
+    def of(self, kind: str) -> list[Match]:
+        return [m for m in self.matches if m.kind == kind]
+
+    def words(self) -> list[str]:
+        """What was understood, in words (for --explain and declines)."""
+        out = []
+        if self.time:
+            out.append(f"time: {self.time.label}")
+        for m in self.matches:
+            if m.kind in ("filler",):
+                continue
+            neg = "not " if m.negated else ""
+            out.append(f"{m.kind}: {neg}{m.text}")
+        out.append(f"intent: {self.intent}")
+        return out
+
+
+# -- the phrase index --------------------------------------------------------------
+
+
+@dataclass
+class PhraseIndex:
+    phrases: dict[tuple[str, ...], list[tuple[str, Any]]]
+    max_len: int
+    vocab: set[str]
+
+
+def _tok(text: str) -> tuple[str, ...]:
+    return tuple(
+        t.lower() for t in re.findall(r"[a-z0-9][a-z0-9_.\-@]*[a-z0-9]|[a-z0-9]", text.lower())
+    )
+
+
+_INDEX_MEMO: dict[str, PhraseIndex] = {}
+
+
+def phrase_index(lex: Lexicon) -> PhraseIndex:
+    """The phrase index of a lexicon (cached per watermark)."""
+    if lex.watermark in _INDEX_MEMO:
+        return _INDEX_MEMO[lex.watermark]
+    voc = vocabulary()
+    hints = source_hints()
+    phrases: dict[tuple[str, ...], list[tuple[str, Any]]] = {}
+
+    def add(text: str, kind: str, payload: Any, front: bool = False) -> None:
+        key = _tok(text)
+        if not key:
+            return
+        lst = phrases.setdefault(key, [])
+        if (kind, payload) not in lst:
+            if front:
+                lst.insert(0, (kind, payload))
+            else:
+                lst.append((kind, payload))
+
+    # Exact event-type values first: "ConsoleLogin", "user.session.start".
+    for info in lex.with_data():
+        for v in info.event_types():
+            add(v, "event_type", (info.name, v))
+    for concept, words in (voc.get("concepts") or {}).items():
+        for w in words:
+            add(w, "concept", concept)
+    for outcome, words in (voc.get("outcomes") or {}).items():
+        for w in words:
+            add(w, "outcome", outcome)
+    for col, words in (voc.get("dimensions") or {}).items():
+        for w in words:
+            add(w, "dim", col)
+    for bucket, words in (voc.get("time_buckets") or {}).items():
+        for w in words:
+            add(w, "bucket", bucket)
+    for iso, names in (voc.get("countries") or {}).items():
+        for w in names:
+            add(w, "country", iso)
+    for name, h in hints.items():
+        if name not in lex.tables:
+            continue
+        add(name, "table", name)
+        for w in h.get("words") or []:
+            add(w, "table", name)
+        for w in h.get("provider") or []:
+            add(w, "provider", name)
+        for w, col in (h.get("columns") or {}).items():
+            add(w, "native_dim", (name, col))
+        for w, col in (h.get("numeric") or {}).items():
+            add(w, "measure", (name, col))
+    for name in lex.tables:
+        if name != "events":
+            add(name, "table", name)
+    add("events", "table_all", "events")
+    for w in (
+        "all sources",
+        "every source",
+        "across sources",
+        "all logs",
+        "everything",
+        "all events",
+    ):
+        add(w, "table_all", "events")
+    # Split event types ("create user") and services ("s3") after the vocabulary.
+    for info in lex.with_data():
+        for v in info.event_types():
+            sw = split_words(v)
+            if sw != v.lower():
+                add(sw, "event_type", (info.name, v))
+        svc_col = info.hints.get("service_column")
+        for col in (svc_col, "service_name"):
+            if not col:
+                continue
+            for v in info.values.get(col, {}):
+                add(v, "service", (info.name, col, v))
+                short = v.split(".")[0]
+                if short and short != v:
+                    add(short, "service", (info.name, col, v))
+    users: set[str] = set()
+    for info in lex.with_data():
+        for v in info.values.get("user", {}):
+            if v and len(v) <= 64:
+                users.add(v)
+    for u in sorted(users):
+        add(u, "user", u)
+        if "@" in u:
+            add(u.split("@")[0], "user", u)
+    add("root", "user", "root", front=True)
+    add("root account", "user", "root", front=True)
+    add("root user", "user", "root", front=True)
+    add("the root account", "user", "root", front=True)
+    vocab_words = {w for k in phrases for w in k} | FILLER
+    idx = PhraseIndex(phrases, max(len(k) for k in phrases), vocab_words)
+    _INDEX_MEMO.clear()
+    _INDEX_MEMO[lex.watermark] = idx
+    return idx
+
+
+# -- intent --------------------------------------------------------------------------
+
+_INTENT_RULES: list[tuple[str, str]] = [
+    (
+        "compare",
+        r"\b(compare|compared|comparison|versus|vs\.?|against|relative to|week over week|"
+        r"day over day|more or fewer|more or less|than (the )?(previous|prior|last|yesterday))\b",
+    ),
+    ("percentile", r"\b(p\d{2,3}|\d{1,2}(st|nd|rd|th)? percentile|percentiles?|median)\b"),
+    (
+        "last_seen",
+        r"\b(last time|most recent(ly)?|latest|last seen|last (used|login|logged|signed|"
+        r"seen|active|accessed|appeared|touched|did|happened|occurred|ran|called)|"
+        r"when (was|did|were|is|has|have)\b.*\blast\b|\blast\b.*\bwhen\b|newest)\b",
+    ),
+    (
+        "first_seen",
+        r"\b(first time|first seen|earliest|when (was|did|were) .*\bfirst\b|"
+        r"first (used|login|logged|signed|appeared|seen|occurrence)|oldest)\b",
+    ),
+    (
+        "top_k",
+        r"\b(top|most|busiest|noisiest|heaviest|biggest|largest|highest|leading|"
+        r"least|fewest|rarest|worst|most active|most frequent|most common)\b",
+    ),
+    (
+        "breakdown",
+        r"\b(by|per|break ?down|breakdown|grouped|group by|split by|distribution|"
+        r"for each|each|broken down)\b",
+    ),
+    ("count", r"\b(how many|count|number of|total|how often|tally|volume)\b"),
+]
+
+
+def classify_intent(q: str) -> str:
+    """The intent a question's wording signals (before mapping refines it)."""
+    text = q.lower()
+    for intent, rx in _INTENT_RULES:
+        if re.search(rx, text):
+            if intent == "breakdown" and re.search(r"\b(how many|count|number of)\b", text):
+                return "breakdown_count"
+            return intent
+    if re.search(r"^\s*(when|what time)\b", text):
+        return "last_seen"
+    return "search"
+
+
+# -- the parse -----------------------------------------------------------------------
+
+
+def _classify_ip(text: str) -> tuple[str, str] | None:
+    t = text.strip("\"'")
+    try:
+        if "/" in t:
+            net = ipaddress.ip_network(t, strict=False)
+            return ("cidr", str(net))
+        ipaddress.ip_address(t)
+        return ("ip", t)
+    except ValueError:
+        return None
+
+
+def _fuzzy(word: str, vocab: set[str]) -> str | None:
+    if len(word) < 5 or not word.isalpha():
+        return None
+    hits = difflib.get_close_matches(
+        word, [v for v in vocab if abs(len(v) - len(word)) <= 2 and len(v) >= 4], n=1, cutoff=0.84
+    )
+    return hits[0] if hits else None
+
+
+def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> Understanding:
+    """Parse ``question`` against the lexicon."""
+    q = question.strip()
+    primary, more, rest = parse_time(q, now)
+    u = Understanding(question=q, time=primary, more_times=more)
+    original_tokens = [m.group(0) for m in _TOKEN.finditer(rest)]
+    tokens = [re.sub(r"'s$", "", t.lower()).strip("\"'") for t in original_tokens]
+    idx = phrase_index(lex)
+
+    # numbers and percentiles
+    m = re.search(r"\bp(\d{2,3})\b", q.lower())
+    if m:
+        digits = m.group(1)
+        u.quantile = int(digits) / (10 ** len(digits))
+    m = m or re.search(r"\b(\d{1,2})(?:st|nd|rd|th)?[ -]percentile\b", q.lower())
+    if m and u.quantile is None:
+        u.quantile = int(m.group(1)) / 100
+    if re.search(r"\bmedian\b", q.lower()):
+        u.quantile = 0.5
+    m = re.search(
+        r"\b(?:top|first|bottom|the)\s+(\d{1,4})\b|\b(\d{1,4})\s+(?:most|least|busiest|noisiest|top|biggest|highest)\b",
+        rest.lower(),
+    )
+    if m:
+        u.k = int(m.group(1) or m.group(2))
+    if re.search(r"\b(least|fewest|rarest|bottom|lowest)\b", q.lower()):
+        u.ascending = True
+
+    i = 0
+    pending_neg = False
+    pending_role: str | None = None
+    pending_user_marker = False
+    n = len(tokens)
+    while i < n:
+        tok = tokens[i]
+        if not tok:
+            i += 1
+            continue
+        ipk = _classify_ip(tok)
+        if ipk:
+            u.matches.append(Match(ipk[0], ipk[1], tok, pending_neg, pending_role))
+            pending_neg = False
+            pending_role = None
+            i += 1
+            continue
+        if re.fullmatch(_EMAIL, tok):
+            u.matches.append(Match("email", tok, tok, pending_neg))
+            pending_neg = False
+            i += 1
+            continue
+        matched = False
+        for length in range(min(idx.max_len, n - i), 0, -1):
+            key = tuple(tokens[i : i + length])
+            entries = idx.phrases.get(key)
+            if not entries:
+                continue
+            kind, payload = entries[0]
+            # "user alice" when alice is a known user, but "user" alone is a dimension
+            if kind == "dim" and length == 1 and tok in USER_MARKERS and i + 1 < n:
+                nxt = idx.phrases.get((tokens[i + 1],))
+                if nxt and nxt[0][0] == "user":
+                    i += 1
+                    matched = True
+                    break
+            text = " ".join(key)
+            if (
+                kind == "country"
+                and length == 1
+                and original_tokens[i] not in (text.upper(),)
+                and len(text) == 2
+            ):
+                continue
+            group = [e for e in entries if e[0] == kind]
+            payload = (
+                [p for _, p in group]
+                if kind in ("event_type", "service", "table", "provider", "native_dim", "measure")
+                else payload
+            )
+            u.matches.append(
+                Match(
+                    kind,
+                    payload,
+                    text,
+                    pending_neg
+                    if kind in ("country", "user", "event_type", "service", "outcome", "concept")
+                    else False,
+                    pending_role,
+                )
+            )
+            if kind in ("country", "user", "event_type", "service", "outcome", "concept"):
+                pending_neg = False
+            i += length
+            matched = True
+            break
+        if matched:
+            continue
+        # ISO country codes only when written in capitals ("from RU", "outside US").
+        orig = original_tokens[i] if i < len(original_tokens) else tok
+        iso = orig.strip("\"'")
+        if len(iso) == 2 and iso.isupper() and iso in (vocabulary().get("countries") or {}):
+            u.matches.append(Match("country", iso, iso, pending_neg))
+            pending_neg = False
+            i += 1
+            continue
+        if tok in NEGATORS:
+            pending_neg = True
+            i += 1
+            continue
+        if tok in DST_MARKERS:
+            pending_role = "dst"
+        elif tok in SRC_MARKERS:
+            pending_role = "src"
+        if tok in USER_MARKERS:
+            pending_user_marker = True
+            u.matches.append(Match("dim", "user", tok))
+            i += 1
+            continue
+        if tok in FILLER or tok.isdigit():
+            i += 1
+            continue
+        if pending_user_marker and re.fullmatch(r"[a-z0-9][a-z0-9._\-]{1,63}", tok):
+            # "user svc-backup": an unknown name after "user" is a user name
+            if u.matches and u.matches[-1].kind == "dim" and u.matches[-1].payload == "user":
+                u.matches.pop()
+            u.matches.append(Match("user", tok, tok, pending_neg))
+            pending_neg = False
+            pending_user_marker = False
+            i += 1
+            continue
+        if orig.startswith(("'", '"')):
+            u.matches.append(Match("literal", tok, tok, pending_neg))
+            pending_neg = False
+            i += 1
+            continue
+        fixed = _fuzzy(tok, idx.vocab)
+        if fixed and fixed != tok:
+            tokens[i] = fixed
+            continue
+        u.unknown.append(orig)
+        i += 1
+    intent = classify_intent(q)
+    if intent == "breakdown_count":
+        intent = "breakdown"
+    u.intent = intent
+    if u.quantile is not None:
+        u.intent = "percentile"
+    if len(u.more_times) >= 1 and u.intent != "percentile":
+        u.intent = "compare"
+    return u
