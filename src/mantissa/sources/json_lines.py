@@ -51,7 +51,7 @@ class JsonLines(JsonSource):
             "IN ('failure', 'failed', 'fail', 'error', 'denied', 'deny', 'blocked') "
             "THEN 'failure' END"
         ),
-        "user": _first("user", "user.name", "username", "user_name", "userName", "actor"),
+        "user": _first("user.name", "user", "username", "user_name", "userName", "actor"),
         "src_ip": ip_sql(
             _first(
                 "src_ip",
