@@ -12,6 +12,8 @@ Config (``api:`` in ``mantissa.yaml``)::
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,6 +51,16 @@ class ApiConfig(Section):
     query_max_rows: int = Field(100_000, ge=1)
 
 
+log = logging.getLogger("mantissa.api")
+
+
+def _warm_up(runtime: Runtime) -> None:
+    try:
+        runtime.engine.execute("SELECT count(*) FROM events WHERE false")
+    except Exception as exc:  # only a warm-up: the first real query reports problems
+        log.warning("warm-up query failed: %s", exc)
+
+
 def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     """The API and console for ``runtime``; ``background`` also runs the services of
     :mod:`mantissa.api.background` (the detection scheduler ...) while the app lives."""
@@ -65,6 +77,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if background:
             app.state.background_services = supervisor.start()
+            # derive every table's schema now, not on the first query a person waits for
+            threading.Thread(target=_warm_up, args=(runtime,), daemon=True).start()
         try:
             yield
         finally:

@@ -1,0 +1,112 @@
+// Overview: events per source over time (stacked bars in SVG), open alerts by severity,
+// top alerting rules, and ingestion health (last event per source, dead letters).
+
+import { api, ago, boot, clear, dataTable, el, errorBox, fmtTime, severityBadge } from "./common.js";
+
+const main = document.getElementById("main");
+const SVG = "http://www.w3.org/2000/svg";
+const COLORS = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#f97316", "#64748b"];
+const SEVERITIES = ["critical", "high", "medium", "low", "informational"];
+const STALE_HOURS = 24;
+
+const hoursSel = el("select", { id: "hours", "aria-label": "Window" },
+  [[1, "last hour"], [24, "last 24 hours"], [72, "last 3 days"], [168, "last 7 days"], [720, "last 30 days"]]
+    .map(([h, label]) => el("option", { value: h, selected: h === 72 }, label)));
+const body = el("div", { id: "overview" });
+clear(main, el("div", { class: "page-head" }, el("h1", {}, "Overview"), hoursSel), body);
+hoursSel.addEventListener("change", load);
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function chart(events) {
+  if (!events.length) return el("p", { class: "muted" }, "No events in this window.");
+  const sources = [...new Set(events.map((e) => e.source))].sort();
+  const buckets = [...new Set(events.map((e) => e.bucket))].sort();
+  const totals = new Map(buckets.map((b) => [b, 0]));
+  const cell = new Map();
+  for (const e of events) {
+    cell.set(`${e.bucket}|${e.source}`, e.events);
+    totals.set(e.bucket, totals.get(e.bucket) + e.events);
+  }
+  const max = Math.max(...totals.values(), 1);
+  const W = 900; const H = 220; const left = 48; const bottom = 22;
+  const bw = (W - left) / buckets.length;
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H + bottom}`, class: "chart", role: "img", "aria-label": "Events per source over time" });
+  for (const frac of [0, 0.5, 1]) {
+    const y = H - frac * H;
+    root.append(svg("line", { x1: left, x2: W, y1: y, y2: y, class: "grid" }),
+      svg("text", { x: left - 6, y: y + 4, "text-anchor": "end", class: "axis" }, Math.round(max * frac).toLocaleString()));
+  }
+  buckets.forEach((b, i) => {
+    let y = H;
+    sources.forEach((s, j) => {
+      const n = cell.get(`${b}|${s}`) || 0;
+      if (!n) return;
+      const h = (n / max) * H;
+      y -= h;
+      root.append(svg("rect", { x: left + i * bw + 1, y, width: Math.max(1, bw - 2), height: h, fill: COLORS[j % COLORS.length] },
+        svg("title", {}, `${fmtTime(b)} · ${s}: ${n.toLocaleString()}`)));
+    });
+    if (buckets.length <= 12 || i % Math.ceil(buckets.length / 8) === 0) {
+      root.append(svg("text", { x: left + i * bw + bw / 2, y: H + 16, "text-anchor": "middle", class: "axis" },
+        fmtTime(b).slice(5, 16)));
+    }
+  });
+  const legend = el("ul", { class: "legend" }, sources.map((s, j) =>
+    el("li", {}, el("span", { class: "swatch", style: null, dataset: { color: j % COLORS.length } }), s)));
+  return el("div", {}, root, legend);
+}
+
+async function load() {
+  clear(body, el("p", { class: "muted" }, "Loading…"));
+  let data;
+  try {
+    data = await api("/overview", { query: { hours: hoursSel.value } });
+  } catch (err) {
+    clear(body, errorBox(err));
+    return;
+  }
+  const sev = data.alerts.by_severity || {};
+  const cards = el("div", { class: "cards" },
+    el("a", { class: "stat", href: "/console/alerts?status=open" }, el("strong", { id: "open-alerts" }, String(data.alerts.open ?? 0)), "open alerts"),
+    SEVERITIES.map((s) => el("a", { class: `stat sev-${s}`, href: `/console/alerts?min_severity=${s}` },
+      el("strong", {}, String(sev[s] || 0)), `${s} (active)`)));
+  const top = data.top_rules.length
+    ? dataTable(["rule", "alerts", "matches", "max severity", "last seen"],
+      data.top_rules.map((r) => [r, r.alerts, r.matches, r.max_severity, r.last_seen]), {
+        render: (col, v) => {
+          if (col === "rule") return el("a", { href: `/console/alerts?${new URLSearchParams({ rule_id: v.rule_id, status: "open" })}` }, v.rule_title || v.rule_id);
+          if (col === "max severity") return v ? severityBadge(v) : "";
+          if (col === "last seen") return el("time", { datetime: v, title: fmtTime(v) }, ago(v));
+          return undefined;
+        },
+      })
+    : el("p", { class: "muted" }, "No alerts in this window.");
+  const health = data.ingestion.length
+    ? dataTable(["table", "last event", "rows", "files", "dead letters"],
+      data.ingestion.map((t) => [t.table, t.last_event, t.rows, t.files, t.dead_letter]), {
+        rowClass: (row) => (row[1] && (Date.now() - new Date(row[1])) / 3600e3 > STALE_HOURS ? "stale" : null),
+        render: (col, v) => {
+          if (col === "last event") return v ? el("time", { datetime: v, title: fmtTime(v) }, `${ago(v)}`) : "never";
+          if (col === "dead letters") return v ? el("span", { class: "badge sev-high" }, String(v)) : "0";
+          if (typeof v === "number") return v.toLocaleString();
+          return undefined;
+        },
+      })
+    : el("p", { class: "muted" }, "Nothing ingested yet. Try `mantissa demo`.");
+  clear(body,
+    cards,
+    el("section", { class: "card" }, el("h2", {}, `Events per source (per ${data.bucket})`),
+      data.events_error ? errorBox({ message: data.events_error }) : chart(data.events)),
+    el("div", { class: "grid2" },
+      el("section", { class: "card" }, el("h2", {}, "Top alerting rules"), top),
+      el("section", { class: "card" }, el("h2", {}, "Ingestion health"), health)));
+}
+
+boot({});
+load();
