@@ -1,0 +1,55 @@
+"""Synapse serverless SQL (T-SQL). No booleans, no structs (nested Parquet columns are read
+as JSON text by OPENROWSET), ``OPENJSON`` for arrays, ``DATEDIFF_BIG`` for epoch seconds.
+Regular expressions render as ``REGEXP_LIKE`` (SQL Server 2025 / Azure SQL); a Synapse
+pool without it rejects ``|re`` rules with the engine's own error."""
+
+from __future__ import annotations
+
+from sqlglot.dialects.tsql import TSQL
+
+from mantissa.detect.dialects import (
+    ELEMENT,
+    json_path_quoted,
+    keys_of,
+    lit,
+    substitute_element,
+    transforms,
+)
+
+
+def _any(self, e):  # type: ignore[no-untyped-def]
+    src = self.sql(e, "this")
+    elem = keys_of(e, "elem")
+    path = keys_of(e, "path") if e.args["json"].this else []
+    value = (
+        f"JSON_VALUE({ELEMENT}.value, {lit(json_path_quoted(elem))})"
+        if elem
+        else (f"{ELEMENT}.value")
+    )
+    cond = self.sql(substitute_element(e.args["cond"], value))
+    return (
+        f"EXISTS(SELECT 1 FROM OPENJSON({src}, {lit(json_path_quoted(path))}) AS {ELEMENT} "
+        f"WHERE {cond})"
+    )
+
+
+def _json(self, e):  # type: ignore[no-untyped-def]
+    return f"JSON_VALUE({self.sql(e, 'this')}, {lit(json_path_quoted(keys_of(e, 'keys')))})"
+
+
+class MantissaDialect(TSQL):
+    class Generator(TSQL.Generator):
+        TRANSFORMS = {
+            **TSQL.Generator.TRANSFORMS,
+            **transforms(
+                json_scalar=_json,
+                struct_field=_json,
+                any_element=_any,
+                epoch_seconds=lambda self, e: (
+                    f"DATEDIFF_BIG(SECOND, '1970-01-01T00:00:00', {self.sql(e, 'this')})"
+                ),
+                not_true=lambda self, e: (
+                    f"NOT (CASE WHEN {self.sql(e, 'this')} THEN 1 ELSE 0 END = 1)"
+                ),
+            ),
+        }

@@ -1,0 +1,438 @@
+"""Compiling a rule into the SQL it runs as, one shape for every engine.
+
+Every detection query returns the *evidence rows* of its matches: at most
+:data:`EVIDENCE_ROWS` per alert group, each carrying the group's ``match_count``,
+``first_seen``, ``last_seen`` and ``agg_value``; the engine turns each group into one alert.
+
+* plain rules on one table are *packed*: one scan computes a 0/1 flag per rule
+  (``CASE WHEN <rule> THEN 1 ELSE 0 END``) over the rows any of them matches, and a
+  CROSS JOIN with a small rule list fans the matches out per rule; a group is the rule
+  plus the matched entity (user, else source IP, else host);
+* aggregations and correlation rules: the matching events of each referenced rule
+  (``UNION ALL`` across tables), grouped by the group-by fields and time bucket with
+  window functions (see :mod:`mantissa.detect.correlation`).
+
+The time window is a predicate on the table's time column that the engines turn into
+partition pruning. Tuning exclusions are AND-ed into each rule's predicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sqlglot import exp
+
+from mantissa.detect.backend import Resolved, SqlglotBackend, TableSchema
+from mantissa.detect.correlation import (
+    EVIDENCE_ROWS,
+    Aggregation,
+    correlation_aggregation,
+    metric_columns,
+    window,
+)
+from mantissa.detect.dialects import EpochSeconds, NotTrue, render
+from mantissa.detect.pipelines import array_fields, field_mappings, pipeline_for
+from mantissa.errors import MantissaError
+
+if TYPE_CHECKING:
+    from mantissa.detect.rules import Rule, RuleIndex
+
+ENTITY_COLUMNS = ("user", "src_ip", "host", "service_name")
+HIDDEN_COLUMNS = {"raw", "ingested_at"}
+
+
+class UnsupportedRule(MantissaError):
+    """A valid Sigma rule this engine cannot run (the message says why)."""
+
+    code = "rule_unsupported"
+    http_status = 422
+
+
+@dataclass
+class Branch:
+    """The matching events of one rule on one table."""
+
+    table: str
+    ref: str
+    where: exp.Expression
+    schema: TableSchema
+    groups: list[exp.Expression]
+    value: exp.Expression | None = None
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    branches: list[Branch]
+    aggregation: Aggregation | None
+    group_names: list[str]
+    fields: set[str] = field(default_factory=set)
+    unmapped: set[str] = field(default_factory=set)
+
+    @property
+    def packable(self) -> bool:
+        return self.aggregation is None and len(self.branches) == 1
+
+    @property
+    def tables(self) -> list[str]:
+        return sorted({b.table for b in self.branches})
+
+    def tree(
+        self,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        exclusions: dict[str, Exclusion] | None = None,
+    ) -> exp.Expression:
+        if self.packable:
+            return pack_tree([self], start, end, exclusions)
+        return aggregate_tree(self, start, end, exclusions)
+
+    def sql(
+        self,
+        dialect: str = "duckdb",
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        exclusions: dict[str, Exclusion] | None = None,
+        pretty: bool = False,
+    ) -> str:
+        return render(self.tree(start, end, exclusions), dialect, pretty=pretty)
+
+
+def time_column(table: str) -> str:
+    from mantissa.lake.catalog import tables
+
+    spec = tables().get(table)
+    return spec.time_column if spec else "event_time"
+
+
+def evidence_columns(schema: TableSchema) -> list[str]:
+    from mantissa.sources.base import COMMON_COLUMNS
+
+    tcol = time_column(schema.table)
+    common = [
+        c for c in COMMON_COLUMNS if c in schema.columns and c not in HIDDEN_COLUMNS and c != tcol
+    ]
+    if common:
+        return common
+    return [
+        c
+        for c, t in schema.columns.items()
+        if t.kind in ("text", "number", "bool") and c not in HIDDEN_COLUMNS and c != tcol
+    ][:20]
+
+
+def entity_expr(schema: TableSchema) -> exp.Expression:
+    cols = [c for c in ENTITY_COLUMNS if c in schema.columns]
+    parts: list[exp.Expression] = [
+        exp.cast(exp.column(c, quoted=True), "VARCHAR") for c in cols
+    ] + [exp.Literal.string("")]
+    return exp.Coalesce(this=parts[0], expressions=parts[1:])
+
+
+def group_expr(res: Resolved, name: str) -> exp.Expression:
+    if res.any is not None:
+        raise UnsupportedRule(f"cannot group by {name}: it is inside an array")
+    val = res.expr if res.kind == "text" else exp.cast(res.expr, "VARCHAR")
+    return exp.Coalesce(this=val, expressions=[exp.Literal.string("")])
+
+
+def compile_rule(rule: Rule, index: RuleIndex) -> CompiledRule:
+    """Compile ``rule`` (a Sigma rule or correlation rule) for ``index``'s configuration."""
+    if rule.kind == "correlation":
+        return _compile_correlation(rule, index)
+    if rule.table is None:
+        raise UnsupportedRule(
+            "logsource "
+            + "/".join(str(v) for v in rule.logsource.values() if v)
+            + " maps to no table"
+        )
+    branch, backend = _branch(rule, index, rule.id)
+    agg = rule.aggregation
+    names: list[str] = []
+    if agg is not None:
+        fm = field_mappings(rule.table, index.cfg)
+        branch.groups = [group_expr(branch.schema.resolve(fm.get(g, g)), g) for g in agg.group_by]
+        names = list(agg.group_by)
+        if agg.field:
+            res = branch.schema.resolve(fm.get(agg.field, agg.field))
+            branch.value = group_expr(res, agg.field)
+    return CompiledRule(
+        rule, [branch], agg, names, set(backend.fields_used), set(branch.schema.unmapped)
+    )
+
+
+def _branch(rule: Rule, index: RuleIndex, ref: str) -> tuple[Branch, SqlglotBackend]:
+    assert rule.table is not None
+    schema = TableSchema.for_table(rule.table, array_fields(rule.table, index.cfg))
+    backend = SqlglotBackend(schema, pipeline_for(rule.table, index.cfg))
+    sig = rule.fresh_sigma()
+    if isinstance(sig, SigmaCorrelationRule):
+        raise UnsupportedRule("a correlation of correlations is not supported")
+    try:
+        where = backend.where(sig)
+    except SigmaError as exc:
+        raise UnsupportedRule(str(exc).split(" (while ")[0]) from None
+    return Branch(rule.table, ref, where, schema, [entity_expr(schema)]), backend
+
+
+def _compile_correlation(rule: Rule, index: RuleIndex) -> CompiledRule:
+    sig = rule.sigma
+    assert isinstance(sig, SigmaCorrelationRule)
+    agg = correlation_aggregation(sig)
+    if not rule.references:
+        raise UnsupportedRule("the correlation references no known rule")
+    branches: list[Branch] = []
+    fields: set[str] = set()
+    unmapped: set[str] = set()
+    order: list[str] = []
+    for ref_id in rule.references:
+        target = index.get(ref_id)
+        if target.table is None:
+            raise UnsupportedRule(f"referenced rule {ref_id} maps to no table")
+        branch, backend = _branch(target, index, target.id)
+        fm = field_mappings(target.table, index.cfg)
+
+        def aliased(name: str, target: Rule = target) -> str:
+            alias = sig.aliases.aliases.get(name)
+            if alias is not None:
+                for ref, fname in alias.mapping.items():
+                    if ref.reference in (target.id, target.name):
+                        return fname
+            return name
+
+        branch.groups = [
+            group_expr(branch.schema.resolve(fm.get(aliased(g), aliased(g))), g)
+            for g in agg.group_by
+        ]
+        if agg.field:
+            f = aliased(agg.field)
+            branch.value = group_expr(branch.schema.resolve(fm.get(f, f)), agg.field)
+        branches.append(branch)
+        fields |= backend.fields_used
+        unmapped |= branch.schema.unmapped
+        order.append(target.id)
+    agg.refs = order
+    return CompiledRule(rule, branches, agg, list(agg.group_by), fields, unmapped)
+
+
+# -- query trees -------------------------------------------------------------------------
+def _ts(v: dt.datetime) -> exp.Expression:
+    v = v.astimezone(dt.UTC) if v.tzinfo else v.replace(tzinfo=dt.UTC)
+    return exp.cast(exp.Literal.string(v.isoformat()), "TIMESTAMPTZ")
+
+
+def time_predicate(
+    col: str, start: dt.datetime | None, end: dt.datetime | None
+) -> exp.Expression | None:
+    preds: list[exp.Expression] = []
+    c = exp.column(col, quoted=True)
+    if start is not None:
+        preds.append(exp.GTE(this=c.copy(), expression=_ts(start)))
+    if end is not None:
+        preds.append(exp.LT(this=c.copy(), expression=_ts(end)))
+    return exp.and_(*preds) if preds else None
+
+
+Exclusion = Callable[[TableSchema], exp.Expression | None]
+
+
+def _with_exclusion(
+    where: exp.Expression, excl: Exclusion | None, schema: TableSchema
+) -> exp.Expression:
+    """The rule's predicate minus what tuning (or an earlier run) excludes on this table."""
+    base = exp.Paren(this=where.copy())
+    node = excl(schema) if excl is not None else None
+    return exp.and_(base, NotTrue(this=node)) if node is not None else base
+
+
+def _flag(pred: exp.Expression) -> exp.Expression:
+    return exp.Case(
+        ifs=[exp.If(this=pred, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+    )
+
+
+def _cte(select: exp.Expression, name: str) -> exp.CTE:
+    return exp.CTE(this=select, alias=exp.TableAlias(this=exp.to_identifier(name)))
+
+
+def pack_tree(
+    rules: list[CompiledRule],
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    exclusions: dict[str, Exclusion] | None = None,
+) -> exp.Expression:
+    """One scan of one table evaluating several plain rules (see the module docstring)."""
+    exclusions = exclusions or {}
+    first = rules[0].branches[0]
+    table, schema = first.table, first.schema
+    tcol = time_column(table)
+    evcols = evidence_columns(schema)
+    extra: list[str] = []
+    for r in rules:
+        for f in sorted(r.fields):
+            col = schema.column(f)
+            if (
+                col
+                and col not in (*evcols, *extra, *HIDDEN_COLUMNS, tcol)
+                and schema.columns[col].kind in ("text", "number", "bool")
+            ):
+                extra.append(col)
+    cols = evcols + extra
+    preds = [_with_exclusion(r.branches[0].where, exclusions.get(r.rule.id), schema) for r in rules]
+    scan = exp.select(
+        *[exp.column(c, quoted=True) for c in cols],
+        exp.alias_(exp.column(tcol, quoted=True), "event_time"),
+        exp.alias_(first.groups[0].copy(), "g0"),
+        *[exp.alias_(_flag(p.copy()), f"m{i}") for i, p in enumerate(preds)],
+    ).from_(exp.to_table(table, quoted=True))
+    tp = time_predicate(tcol, start, end)
+    anyp = (
+        exp.Paren(this=exp.or_(*[p.copy() for p in preds])) if len(preds) > 1 else preds[0].copy()
+    )
+    scan = scan.where(exp.and_(tp, anyp) if tp is not None else anyp)
+    ruleset: exp.Expression = exp.select(
+        exp.alias_(exp.Literal.string(rules[0].rule.id), "rule_id"),
+        exp.alias_(exp.Literal.number(0), "k"),
+    )
+    for i, r in enumerate(rules[1:], 1):
+        ruleset = exp.union(
+            ruleset,
+            exp.select(
+                exp.alias_(exp.Literal.string(r.rule.id), "rule_id"),
+                exp.alias_(exp.Literal.number(i), "k"),
+            ),
+            distinct=False,
+        )
+    fan = exp.or_(
+        *[
+            exp.Paren(
+                this=exp.and_(
+                    exp.EQ(this=exp.column("k", "r"), expression=exp.Literal.number(i)),
+                    exp.EQ(this=exp.column(f"m{i}", "scan"), expression=exp.Literal.number(1)),
+                )
+            )
+            for i in range(len(rules))
+        ]
+    )
+    hits = (
+        exp.select(
+            exp.column("rule_id", "r"),
+            exp.alias_(exp.column("rule_id", "r"), "ref"),
+            *[exp.column(c, "scan", quoted=True) for c in cols],
+            exp.column("event_time", "scan"),
+            exp.column("g0", "scan"),
+        )
+        .from_(exp.to_table("scan"))
+        .join(exp.to_table("r"), join_type="CROSS")
+        .where(fan)
+    )
+    partition = [exp.column("rule_id"), exp.column("g0")]
+    metrics, _ = metric_columns(Aggregation(), partition)
+    return _finish([("scan", scan), ("r", ruleset), ("hits", hits)], metrics, None, partition)
+
+
+def _finish(
+    ctes: list[tuple[str, exp.Expression]],
+    metrics: list[exp.Expression],
+    cond: exp.Expression | None,
+    partition: list[exp.Expression],
+) -> exp.Expression:
+    rn = window(partition, exp.column("event_time"))
+    rn.set("this", exp.Anonymous(this="ROW_NUMBER"))
+    ev = exp.select(
+        exp.Column(this=exp.Star(), table=exp.to_identifier("hits")), *metrics, exp.alias_(rn, "rn")
+    ).from_(exp.to_table("hits"))
+    where = exp.LTE(this=exp.column("rn"), expression=exp.Literal.number(EVIDENCE_ROWS))
+    final = exp.select(exp.Star()).from_(exp.to_table("ev"))
+    final = final.where(exp.and_(where, cond) if cond is not None else where)
+    final = final.order_by(*[p.copy() for p in partition], exp.column("rn"))
+    with_ = exp.With(expressions=[_cte(q, n) for n, q in [*ctes, ("ev", ev)]])
+    final.set("with_", with_) if "with_" in exp.Select.arg_types else final.set("with", with_)
+    return final
+
+
+def aggregate_tree(
+    compiled: CompiledRule,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    exclusions: dict[str, Exclusion] | None = None,
+) -> exp.Expression:
+    """Matching events of every branch, grouped and thresholded with window functions."""
+    agg = compiled.aggregation or Aggregation()
+    exclusions = exclusions or {}
+    evsets = [evidence_columns(b.schema) for b in compiled.branches]
+    evcols = [c for c in evsets[0] if all(c in s for s in evsets[1:])]
+    selects = []
+    for b in compiled.branches:
+        tcol = time_column(b.table)
+        cols: list[exp.Expression] = [
+            exp.alias_(exp.Literal.string(compiled.rule.id), "rule_id"),
+            exp.alias_(exp.Literal.string(b.ref), "ref"),
+            *[exp.column(c, quoted=True) for c in evcols],
+            exp.alias_(exp.column(tcol, quoted=True), "event_time"),
+        ]
+        for i, g in enumerate(b.groups):
+            cols.append(exp.alias_(g.copy(), f"g{i}"))
+        if agg.timeframe_secs:
+            bucket = exp.Floor(
+                this=exp.Div(
+                    this=EpochSeconds(this=exp.column(tcol, quoted=True)),
+                    expression=exp.Literal.number(agg.timeframe_secs),
+                )
+            )
+            cols.append(exp.alias_(bucket, "bucket"))
+        if b.value is not None:
+            cols.append(exp.alias_(b.value.copy(), "agg_field"))
+        where = _with_exclusion(b.where, exclusions.get(compiled.rule.id), b.schema)
+        if b.value is not None and agg.function == "distinct":
+            where = exp.and_(where, exp.NEQ(this=b.value.copy(), expression=exp.Literal.string("")))
+        tp = time_predicate(tcol, start, end)
+        sel = exp.select(*cols).from_(exp.to_table(b.table, quoted=True))
+        selects.append(sel.where(exp.and_(tp, where) if tp is not None else where))
+    hits: exp.Expression = selects[0]
+    for s in selects[1:]:
+        hits = exp.union(hits, s, distinct=False)
+    partition = [exp.column("rule_id")] + [
+        exp.column(f"g{i}") for i in range(len(compiled.group_names))
+    ]
+    if agg.timeframe_secs:
+        partition.append(exp.column("bucket"))
+    metrics, cond = metric_columns(agg, partition)
+    return _finish([("hits", hits)], metrics, cond, partition)
+
+
+def pack(rules: list[CompiledRule]) -> list[list[CompiledRule]]:
+    """Group plain rules by table (several rules per scan); others run alone."""
+    by_table: dict[str, list[CompiledRule]] = {}
+    alone: list[list[CompiledRule]] = []
+    for r in rules:
+        if r.packable:
+            by_table.setdefault(r.branches[0].table, []).append(r)
+        else:
+            alone.append([r])
+    return [*by_table.values(), *alone]
+
+
+def unit_tree(
+    unit: list[CompiledRule],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    exclusions: dict[str, Exclusion] | None = None,
+) -> exp.Expression:
+    if len(unit) == 1:
+        return unit[0].tree(start, end, exclusions)
+    return pack_tree(unit, start, end, exclusions)
+
+
+def describe(compiled: CompiledRule) -> dict[str, Any]:
+    return {
+        "tables": compiled.tables,
+        "aggregation": compiled.aggregation.describe() if compiled.aggregation else None,
+        "fields": sorted(compiled.fields),
+        "raw_fallback_fields": sorted(compiled.unmapped),
+    }
