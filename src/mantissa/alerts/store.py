@@ -165,6 +165,14 @@ class AlertStore:
     def _upsert(self, conn: Connection, c: AlertCandidate, actor: str) -> tuple[Alert, bool]:
         now = utcnow()
         suppress = c.suppress_secs if c.suppress_secs is not None else self.default_suppress_secs
+        # Lock first, read second: a no-op write on the dedup row takes PostgreSQL's row lock
+        # and SQLite's write lock, so concurrent upserts of one key serialize instead of
+        # losing each other's count/evidence updates.
+        conn.execute(
+            alert_dedup.update()
+            .where(alert_dedup.c.dedup_key == c.dedup_key)
+            .values(alert_id=alert_dedup.c.alert_id)
+        )
         link = conn.execute(
             sa.select(alert_dedup.c.alert_id).where(alert_dedup.c.dedup_key == c.dedup_key)
         ).first()

@@ -174,7 +174,7 @@ def _render(a: Any) -> None:
             )
         for u, c in (a.enrichment.get("users") or {}).items():
             lake = c.get("lake") or {}
-            usual = ",".join(x["value"] for x in lake.get("usual_countries", []))
+            usual = ",".join(lake.get("usual_countries", []))
             rows.append(
                 [
                     "user",

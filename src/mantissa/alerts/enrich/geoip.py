@@ -149,7 +149,7 @@ class GeoIP:
             r = self._asn_fast.lookup(ip)
             name = getattr(r, "asn_name", "") or None
             out.update(as_org=name, as_cidr=getattr(r, "asn_cidr", None) or None)
-            if not out.get("country") and getattr(r, "country_code", ""):
+            if not out.get("country") and getattr(r, "country_code", "") not in ("", "--"):
                 out["country"] = r.country_code
         return {k: v for k, v in out.items() if v is not None}
 

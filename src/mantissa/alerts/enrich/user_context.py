@@ -94,31 +94,25 @@ class UserContext:
             f'"user" IN ({names}) AND event_time >= TIMESTAMPTZ {_sql_str(since.isoformat())} '
             f"AND event_time < TIMESTAMPTZ {_sql_str(until.isoformat())}"
         )
-        stats_sql = (
+        # one grouped scan for the whole batch (each engine call opens a fresh sandbox)
+        sql = (
             'SELECT "user", min(event_time) AS first_seen, max(event_time) AS last_seen, '
             "count(*) AS events, count(*) FILTER (WHERE outcome = 'failure') AS failures, "
-            "list(DISTINCT source) AS sources, count(DISTINCT src_ip) AS distinct_ips "
+            "list(DISTINCT source) AS sources, count(DISTINCT src_ip) AS distinct_ips, "
+            "approx_top_k(geo_country, 5) AS usual_countries, "
+            "approx_top_k(src_ip, 5) AS usual_ips "
             f'FROM events WHERE {window} GROUP BY "user"'
         )
-        geo_sql = (
-            'SELECT "user", geo_country, count(*) AS n FROM events '
-            f"WHERE {window} AND geo_country IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 3 DESC"
-        )
-        ip_sql = (
-            'SELECT "user", src_ip, count(*) AS n FROM events '
-            f"WHERE {window} AND src_ip IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 3 DESC"
-        )
         try:
-            engine = self.runtime.engine
-            stats = engine.execute(stats_sql).records()
-            geos = engine.execute(geo_sql).records()
-            ips = engine.execute(ip_sql).records()
+            rows = self.runtime.engine.execute(sql).records()
         except MantissaError as exc:
             log.warning("user context query failed: %s", exc.message)
             return out
-        for r in stats:
-            u = r["user"]
-            out.setdefault(u, {})["lake"] = {
+        except Exception as exc:  # best effort: a broken lake must not cost the alert
+            log.warning("user context query failed: %s: %s", type(exc).__name__, exc)
+            return out
+        for r in rows:
+            out.setdefault(r["user"], {})["lake"] = {
                 "lookback_days": self.config.lookback_days,
                 "first_seen": r["first_seen"],
                 "last_seen": r["last_seen"],
@@ -126,16 +120,7 @@ class UserContext:
                 "failures": r["failures"],
                 "sources": sorted(r["sources"] or []),
                 "distinct_ips": r["distinct_ips"],
+                "usual_countries": [c for c in r["usual_countries"] or [] if c],
+                "usual_ips": [c for c in r["usual_ips"] or [] if c],
             }
-        for rows, key, limit in ((geos, "usual_countries", 5), (ips, "usual_ips", 5)):
-            for r in rows:
-                lake = out.setdefault(r["user"], {}).setdefault("lake", {})
-                lst = lake.setdefault(key, [])
-                if len(lst) < limit:
-                    lst.append(
-                        {
-                            "value": r["geo_country" if key == "usual_countries" else "src_ip"],
-                            "events": r["n"],
-                        }
-                    )
         return out

@@ -1,0 +1,120 @@
+"""Fixtures for the alert tests: state stores on SQLite and PostgreSQL, runtimes built from
+a mantissa.yaml, stub vendor servers, alert candidates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mantissa.alerts.model import AlertCandidate
+from tests.alerts.stubs import Reply, Request, StubServer
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_available() -> str | None:
+    try:
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(
+            PG_URL.replace("postgresql://", "postgresql+psycopg://"),
+            connect_args={"connect_timeout": 3},
+        )
+        with eng.connect() as c:
+            c.exec_driver_sql("SELECT 1")
+        eng.dispose()
+        return None
+    except Exception as exc:  # driver missing, server down
+        return f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__}); run scripts/test-deps.sh"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh state store URL: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    why = _pg_available()
+    if why:
+        pytest.skip(why)
+    import sqlalchemy as sa
+
+    schema = "alerts_" + uuid.uuid4().hex[:10]
+    eng = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    with eng.begin() as c:
+        c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with eng.begin() as c:
+            c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        eng.dispose()
+
+
+@pytest.fixture
+def make_runtime(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``make_runtime(config: dict, state_url=None)`` → a Runtime over a fresh data dir."""
+    from mantissa.runtime import Runtime
+
+    made: list[Any] = []
+
+    def make(
+        config: dict[str, Any] | None = None,
+        state_url: str | None = None,
+        data_dir: Path | None = None,
+    ) -> Runtime:
+        d = data_dir or tmp_path / f"data{len(made)}"
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = dict(config or {})
+        if state_url:
+            cfg.setdefault("state", {})["url"] = state_url
+        (d / "mantissa.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        rt = Runtime(d)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        if "state" in rt.__dict__:
+            rt.state.close()
+
+
+@pytest.fixture
+def stub() -> Iterator[Callable[[Callable[[Request], Reply]], StubServer]]:
+    servers: list[StubServer] = []
+
+    def start(handler: Callable[[Request], Reply]) -> StubServer:
+        s = StubServer(handler)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def candidate(**kw: Any) -> AlertCandidate:
+    base: dict[str, Any] = {
+        "rule_id": "aws_console_root_login",
+        "rule_title": "AWS root account console login",
+        "severity": "high",
+        "tags": ["attack.privilege_escalation", "attack.t1078.004"],
+        "dedup_key": "aws_console_root_login|root",
+        "entities": {"user": "root", "ip": "203.0.113.10"},
+        "first_seen": T0,
+        "last_seen": T0,
+        "evidence_event_ids": ["ev-1"],
+        "evidence_rows": [{"eventName": "ConsoleLogin", "sourceIPAddress": "203.0.113.10"}],
+        "source": "cloudtrail",
+    }
+    base.update(kw)
+    return AlertCandidate(**base)
