@@ -31,6 +31,9 @@ class TableSpec:
 
 _EXTRA: dict[str, TableSpec] = {}
 
+# Modules that register non-log tables when imported (APM ...); one line each.
+EXTRA_TABLE_MODULES: list[str] = ["mantissa.apm.lake"]
+
 
 def register_table(spec: TableSpec) -> None:
     """Add a non-log table (traces, metrics ...) to every engine's catalog."""
@@ -56,6 +59,10 @@ def source_schema(name: str) -> tuple[tuple[str, str], ...]:
 
 
 def tables() -> dict[str, TableSpec]:
+    import importlib
+
+    for mod in EXTRA_TABLE_MODULES:
+        importlib.import_module(mod)
     out: dict[str, TableSpec] = {}
     for name in registry():
         out[name] = TableSpec(name, f"logs/{name}", lambda n=name: list(source_schema(n)))  # type: ignore[misc]
