@@ -105,8 +105,9 @@ class Cef(LineSource):
             "'block', 'blocked', 'reject') THEN 'failure' END"
         ),
         "user": "coalesce(suser, duser)",
-        "src_ip": ip_sql("src"),
-        "dst_ip": ip_sql("dst"),
+        # c6a2/c6a3: the dictionary's "Device Custom IPv6 Address" 2 (source) and 3 (destination)
+        "src_ip": ip_sql("coalesce(src, extensions['c6a2'])"),
+        "dst_ip": ip_sql("coalesce(dst, extensions['c6a3'])"),
         "user_agent": "requestClientApplication",
         "host": "coalesce(dvchost, dvc, nullif(_prefix_host, ''))",
         "message": "coalesce(msg, name)",

@@ -104,21 +104,23 @@ class Syslog(LineSource):
         "outcome": (
             f"CASE WHEN lower(kv['status']) IN ('success', 'succeeded') THEN 'success' "
             f"WHEN lower(kv['status']) IN ('failure', 'failed') THEN 'failure' "
-            f"WHEN regexp_matches(coalesce(msgid, '') || ' ' || _msg, '{_q(_FAIL)}') "
+            f"WHEN regexp_matches(coalesce(msgid, ''), '{_q(_FAIL)}') "
+            f"OR regexp_matches(_msg, '{_q(_FAIL)}') "
             f"THEN 'failure' "
             f"WHEN regexp_matches(coalesce(msgid, ''), '{_q(_OK)}') "
             f"OR regexp_matches(_msg, '{_q(_OK)}') THEN 'success' END"
         ),
         "user": (
-            "coalesce("
+            "trim(coalesce("
             + ", ".join(f"nullif(regexp_extract(_msg, '{_q(p)}', 1), '')" for p in _USER)
             + ", nullif(kv['user'], 'N/A'), kv['username'], nullif(kv['source-user'], 'N/A'), "
-            "kv['USER'], nullif(regexp_extract(_msg, '\\buser (\\S+?)[,;]?(?:\\s|$)', 1), ''))"
+            "kv['USER'], nullif(regexp_extract(_msg, '\\buser (\\S+?)[,;]?(?:\\s|$)', 1), '')), "
+            + "'\"')"
         ),
         "src_ip": ip_sql(
-            "coalesce(nullif(regexp_extract(_msg, "
+            "coalesce(kv['srcip'], kv['source-address'], kv['src'], nullif(regexp_extract(_msg, "
             "'(?:from|rhost=) ?\\[?([0-9]{1,3}(?:\\.[0-9]{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+)', 1), ''), "
-            "kv['srcip'], kv['source-address'], kv['src'], kv['remip'])"
+            "kv['remip'])"
         ),
         "dst_ip": ip_sql("coalesce(kv['dstip'], kv['destination-address'], kv['dst'])"),
         "host": "coalesce(hostname, kv['devname'])",
@@ -179,8 +181,8 @@ class Syslog(LineSource):
                     regexp_extract(_b, '{_q(TS3164)}', 1) AS _ts
                   FROM (
                     SELECT line, raw, file, ctx,
-                      nullif(regexp_extract(raw, '^<([0-9]{{1,3}})>', 1), '') AS _pri,
-                      regexp_replace(raw, '^<[0-9]{{1,3}}>', '') AS _b
+                      nullif(regexp_extract(raw, '^<([0-9]{{1,3}})(?:\\.[0-9]+)?>', 1), '') AS _pri,
+                      regexp_replace(raw, '^<[0-9]{{1,3}}(?:\\.[0-9]+)?>', '') AS _b
                     FROM ({self._joined_sql()})
                   )
                 )
