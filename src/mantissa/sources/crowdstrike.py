@@ -135,6 +135,9 @@ class CrowdStrike(JsonSource):
         "src_ip": ip(
             first(
                 "event ->> 'UserIp'",
+                # logons: the remote address is where the logon came from
+                "CASE WHEN event_simpleName ILIKE 'UserLogon%' "
+                "THEN coalesce(RemoteAddressIP4, RemoteAddressIP6) END",
                 "LocalAddressIP4",
                 "LocalAddressIP6",
                 "event ->> 'LocalAddress'",
@@ -142,7 +145,11 @@ class CrowdStrike(JsonSource):
                 "aip",
             )
         ),
-        "dst_ip": ip(first("RemoteAddressIP4", "RemoteAddressIP6", "event ->> 'RemoteAddress'")),
+        "dst_ip": ip(
+            "CASE WHEN event_simpleName ILIKE 'UserLogon%' THEN NULL ELSE "
+            + first("RemoteAddressIP4", "RemoteAddressIP6", "event ->> 'RemoteAddress'")
+            + " END"
+        ),
         "host": first(
             "event ->> 'ComputerName'",
             "event ->> 'HostnameField'",

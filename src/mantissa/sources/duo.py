@@ -29,7 +29,7 @@ class Duo(JsonSource):
         "administrator log records (action, object, description as JSON string)",
         "telephony log records",
     )
-    wrapper_keys = ("authlogs", "response", "items")
+    wrapper_keys = ("response.authlogs", "authlogs", "response", "items")
     signature = ("txid", "factor")
     structure: ClassVar[dict[str, Any]] = {
         "txid": "VARCHAR",
@@ -99,12 +99,18 @@ class Duo(JsonSource):
         "outcome": (
             "CASE WHEN lower(result) = 'success' THEN 'success' "
             "WHEN lower(result) IN ('failure', 'denied', 'fraud', 'error') THEN 'failure' "
+            "WHEN result IS NULL AND (action ILIKE '%error%' OR action ILIKE '%fail%') "
+            "THEN 'failure' "
             "WHEN result IS NULL AND action IS NOT NULL THEN 'success' END"
         ),
         "user": first(
-            "user.name", "username", "email", "CASE WHEN action IS NULL THEN object END"
+            "user.name",
+            "username",
+            "email",
+            "description ->> 'email'",
+            "CASE WHEN action IS NULL THEN object END",
         ),
-        "src_ip": ip(first("access_device.ip", "ip")),
+        "src_ip": ip(first("access_device.ip", "ip", "description ->> 'ip_address'")),
         "geo_country": first("access_device.location.country", "location.country"),
         "geo_city": first("access_device.location.city", "location.city"),
         "host": first("access_device.hostname", "host"),

@@ -93,7 +93,7 @@ class Kubernetes(JsonSource):
         "src_ip": ip("sourceIPs[1]"),
         "user_agent": "userAgent",
         "host": first(
-            "regexp_extract(resourceId, '/managedClusters/([^/]+)', 1)",
+            "regexp_extract(resourceId, '(?i)/managedclusters/([^/]+)', 1)",
             "CASE WHEN category = 'gke-audit' THEN resourceId END",
         ),
         "message": (

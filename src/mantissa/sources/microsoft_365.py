@@ -148,9 +148,23 @@ class Microsoft365(JsonSource):
             "WHEN lower(ResultStatus) IN ('succeeded', 'success', 'true', 'partiallysucceeded') "
             "THEN 'success' "
             "WHEN lower(ResultStatus) IN ('failed', 'failure', 'false') THEN 'failure' "
-            "WHEN Operation = 'UserLoggedIn' THEN 'success' END"
+            # DLP: a rule that blocked access, not overridden by the user, stopped the action
+            "WHEN PolicyDetails IS NOT NULL AND CAST(PolicyDetails AS VARCHAR) LIKE "
+            "'%\"BlockAccess\"%' AND ExceptionInfo IS NULL THEN 'failure' "
+            # an audit record without a status reports an operation that took place
+            "WHEN nullif(ResultStatus, '') IS NULL THEN 'success' END"
         ),
-        "user": first("UserId", "MailboxOwnerUPN"),
+        "user": first(
+            # DLP matches are logged by a system agent; the user is the content's sender/owner
+            "ExchangeMetaData ->> 'From'",
+            "SharePointMetaData ->> 'From'",
+            # Exchange mailbox records done by SYSTEM (S-1-5-18) on behalf of the owner
+            "CASE WHEN UserId LIKE 'S-1-%' THEN MailboxOwnerUPN END",
+            # security & compliance alerts carry the user in Data (a JSON string)
+            "CASE WHEN json_valid(Data) THEN Data ->> 'suid' END",
+            "UserId",
+            "MailboxOwnerUPN",
+        ),
         "src_ip": ip(first("ClientIP", "ClientIPAddress", "ActorIpAddress")),
         "user_agent": first(
             "UserAgent",
