@@ -146,6 +146,7 @@ class ApiMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = 1
                 hdrs = list(message.get("headers") or [])
                 names = {k.lower() for k, _ in hdrs}
                 for k, v in SECURITY_HEADERS:
@@ -186,6 +187,18 @@ class ApiMiddleware:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception:
+            # answered here, inside this layer, so a 500 carries the same headers as the rest
+            log.exception("unexpected error in %s %s (request %s)", method, path, rid)
+            if status_holder.get("started"):
+                raise
+            await self._send_error(
+                send_wrapper,
+                500,
+                "internal_error",
+                "internal error; the server log has the details under this request id",
+                rid,
+            )
         finally:
             self.metrics.in_flight.dec()
             route = scope.get("route")
@@ -227,25 +240,21 @@ class ApiMiddleware:
             log.exception("could not write the audit record of %s %s", method, path)
 
     async def _reject_too_large(self, scope: Scope, send: Send, limit: int, rid: str) -> None:
+        await self._send_error(
+            send, 413, "payload_too_large", f"request body over the {limit}-byte limit", rid
+        )
+
+    async def _send_error(self, send: Send, status: int, code: str, message: str, rid: str) -> None:
         import orjson
 
-        body = orjson.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body over the {limit}-byte limit",
-                    "request_id": rid,
-                }
-            }
-        )
+        body = orjson.dumps({"error": {"code": code, "message": message, "request_id": rid}})
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )
