@@ -190,7 +190,9 @@ class Pipeline:
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in header},
-                    strings_can_be_null=False,
+                    # an unquoted empty field is NULL, a quoted "" an empty string
+                    null_values=[""],
+                    strings_can_be_null=True,
                     quoted_strings_can_be_null=False,
                 ),
             )
@@ -585,7 +587,11 @@ def _unwrap_document(doc: Any, keys: tuple[str, ...]) -> list[Any] | None:
         return out
     if isinstance(doc, dict):
         for k in keys:
-            if isinstance(doc.get(k), list):
-                return list(doc[k])
+            # a dotted key names a nested list (Duo: response.authlogs), as in the SQL path
+            val: Any = doc
+            for part in k.split("."):
+                val = val.get(part) if isinstance(val, dict) else None
+            if isinstance(val, list):
+                return list(val)
         return [doc]
     return None
