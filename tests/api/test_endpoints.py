@@ -301,7 +301,7 @@ def test_alerts_list_filter_sort_page(client, tokens, runtime):
     q = client.get("/alerts", params={"q": "user2"}, headers=h).json()
     assert [a["id"] for a in q["items"]] == [ids[2]]
     sev_sorted = client.get("/alerts", params={"sort": "-severity"}, headers=h).json()
-    assert [a["severity"] for a in sev_sorted["items"]][0] == "critical"
+    assert sev_sorted["items"][0]["severity"] == "critical"
     assert client.get("/alerts", params={"status": "closed"}, headers=h).json()["total"] == 0
 
 
