@@ -3,112 +3,12 @@ Amazon SES (sesv2 SendEmail) against moto in server mode."""
 
 from __future__ import annotations
 
-import datetime as dt
-import email
-import socket
-from email import policy
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mantissa.alerts.service import AlertService
-from tests.alerts.conftest import candidate
-
-SMTP_USER, SMTP_PASSWORD = "alerts@corp.example", "smtp-Pa55-word"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        assert session.authenticated, "message accepted without AUTH"
-        self.envelopes.append(envelope)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp_server(tmp_path: Path):
-    import ssl
-
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
-    cert, key = _self_signed(tmp_path)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-
-    def auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = (
-            isinstance(data, LoginPassword)
-            and data.login.decode() == SMTP_USER
-            and data.password.decode() == SMTP_PASSWORD
-        )
-        return AuthResult(success=ok, handled=False)
-
-    inbox = _Inbox()
-    port = _free_port()
-    ctl = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=ctx,
-        require_starttls=True,
-        auth_require_tls=True,
-        authenticator=auth,
-        auth_exclude_mechanism=["CRAM-MD5"],
-    )
-    ctl.start()
-    try:
-        yield {"port": port, "inbox": inbox, "ca_file": str(cert)}
-    finally:
-        ctl.stop()
+from tests.alerts.conftest import SMTP_PASSWORD, SMTP_USER, _free_port, candidate
 
 
 def _svc(make_runtime: Any, dest: dict[str, Any]) -> AlertService:

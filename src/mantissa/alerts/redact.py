@@ -119,12 +119,13 @@ _SECRET_RULES = [
     _Rule("TOKEN", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
     _Rule("TOKEN", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
     _Rule("TOKEN", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b")),
+    # key = value / "key": "value" where the key names a secret, in any case style
+    # (password, client_secret, secretAccessKey, x-api-key, sessionToken ...)
     _Rule(
         "SECRET",
         re.compile(
-            r"(?i)\b(?:password|passwd|pwd|pass|secret|client_secret|token|access_token|"
-            r"refresh_token|api[_-]?key|apikey|secret[_-]?key|aws_secret_access_key|"
-            r"private[_-]?key|auth[_-]?token|session[_-]?token|credentials?)"
+            r"(?i)\b[\w.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|"
+            r"private[_-]?key|credentials?|passphrase)[\w-]*"
             r"""(?:["']?\s*[:=]\s*["']?)([^\s"'&,;}{]{4,})"""
         ),
         1,

@@ -33,6 +33,16 @@ class UserContextConfig(BaseModel):
     directory: str | None = None
 
 
+def _top(hist: Any, n: int = 5) -> list[str]:
+    """The ``n`` most frequent keys of a DuckDB ``histogram()`` map."""
+    if not hist:
+        return []
+    items = (
+        hist.items() if isinstance(hist, dict) else zip(hist["key"], hist["value"], strict=False)
+    )
+    return [k for k, _ in sorted(items, key=lambda kv: -kv[1]) if k][:n]
+
+
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -99,8 +109,7 @@ class UserContext:
             'SELECT "user", min(event_time) AS first_seen, max(event_time) AS last_seen, '
             "count(*) AS events, count(*) FILTER (WHERE outcome = 'failure') AS failures, "
             "list(DISTINCT source) AS sources, count(DISTINCT src_ip) AS distinct_ips, "
-            "approx_top_k(geo_country, 5) AS usual_countries, "
-            "approx_top_k(src_ip, 5) AS usual_ips "
+            "histogram(geo_country) AS usual_countries, histogram(src_ip) AS usual_ips "
             f'FROM events WHERE {window} GROUP BY "user"'
         )
         try:
@@ -120,7 +129,7 @@ class UserContext:
                 "failures": r["failures"],
                 "sources": sorted(r["sources"] or []),
                 "distinct_ips": r["distinct_ips"],
-                "usual_countries": [c for c in r["usual_countries"] or [] if c],
-                "usual_ips": [c for c in r["usual_ips"] or [] if c],
+                "usual_countries": _top(r["usual_countries"]),
+                "usual_ips": _top(r["usual_ips"]),
             }
         return out
