@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from mantissa.sources._jsonsql import ip_sql, transform_sql
 from mantissa.sources.base import JsonSource
+from mantissa.sources.json_lines import trace_id_sql
 
 _LOG_TYPE = (
     "CASE WHEN logName LIKE '%activity' THEN 'admin_activity' "
@@ -106,6 +107,8 @@ class GcpAudit(JsonSource):
         ),
         "user_agent": "protoPayload.requestMetadata.callerSuppliedUserAgent",
         "host": "json_extract_string(resource.labels, '$.project_id')",
+        # LogEntry.trace is "projects/<p>/traces/<32 hex>": the bare id joins traces
+        "trace_id": trace_id_sql('"trace"'),
         "message": (
             "coalesce(nullif(protoPayload.status.message, ''), "
             f"{_LOG_TYPE} || ' ' || protoPayload.serviceName || ' ' || protoPayload.methodName)"

@@ -22,6 +22,13 @@ def _path(field: str) -> str:
     return "$." + ".".join(f'"{p}"' for p in parts).replace("'", "''")
 
 
+def trace_id_sql(expr: str) -> str:
+    """A trace id (32 hex, any case; bare, ``projects/p/traces/<id>`` or a W3C
+    ``traceparent``) → 32 lower-case hex; NULL when invalid or all zeros."""
+    x = f"regexp_extract({expr}, '(^|/|^[0-9a-fA-F]{{2}}-)([0-9a-fA-F]{{32}})(-[0-9a-fA-F]{{16}}-[0-9a-fA-F]{{2}})?$', 2)"
+    return f"CASE WHEN {x} <> '' AND {x} <> repeat('0', 32) THEN lower({x}) END"
+
+
 def _first(*fields: str) -> str:
     return (
         "coalesce("
@@ -70,6 +77,19 @@ class JsonLines(JsonSource):
         ),
         "host": _first("host", "hostname", "host.name", "host.hostname"),
         "message": _first("message", "msg", "alert.signature", "log"),
+        # OpenTelemetry / W3C trace context, so log lines join the traces table
+        "trace_id": trace_id_sql(
+            _first(
+                "trace_id",
+                "traceId",
+                "trace.id",
+                "traceid",
+                "otelTraceID",
+                "trace_context.trace_id",
+                "logging.googleapis.com/trace",
+                "traceparent",
+            )
+        ),
     }
 
     def native_sql(self) -> str:
