@@ -181,13 +181,31 @@ class Pipeline:
         import pyarrow.csv as pacsv
 
         src = self.source
+        bad_rows: list[Rejection] = []
+
+        def invalid_row(row: Any) -> str:
+            # a row with the wrong number of fields: dead-letter it, keep the others
+            bad_rows.append(
+                Rejection(
+                    src.name,
+                    name,
+                    row.number,
+                    f"malformed CSV row: {row.actual_columns} fields, header has "
+                    f"{row.expected_columns}",
+                    row.text,
+                )
+            )
+            return "skip"
+
         try:
             first = data.split(b"\n", 1)[0].decode("utf-8-sig").strip("\r")
             header = next(csv.reader([first]))
             table = pacsv.read_csv(
                 pa.BufferReader(data),
                 read_options=pacsv.ReadOptions(block_size=1 << 24),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                parse_options=pacsv.ParseOptions(
+                    newlines_in_values=True, invalid_row_handler=invalid_row
+                ),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in header},
                     # an unquoted empty field is NULL, a quoted "" an empty string
@@ -221,8 +239,8 @@ class Pipeline:
         finally:
             self.con.unregister("_csv")
         # the header is line 1; a row's number is its record number + 1 (exact unless a
-        # quoted value spans lines)
-        self._buffer(list(range(2, len(raws) + 2)), raws, name, [], len(data), summary)
+        # quoted value spans lines or a malformed row was set aside)
+        self._buffer(list(range(2, len(raws) + 2)), raws, name, bad_rows, len(data), summary)
 
     def _frame_lines(self, chunk: Chunk) -> tuple[list[int], list[str], list[Rejection]]:
         """Queue a chunk's lines in DuckDB: split, numbered and ``\\r``-stripped there.
@@ -397,8 +415,9 @@ class Pipeline:
             f"SELECT file, line, raw, strlen(raw) FROM _pending WHERE strlen(raw) > {max_len}"
         ).fetchall():
             rejections.append(
-                _rejection(src.name, file, line,
-                           f"line longer than max_line_bytes ({n} > {max_len})", raw)
+                _rejection(
+                    src.name, file, line, f"line longer than max_line_bytes ({n} > {max_len})", raw
+                )
             )
         skip = f"AND NOT coalesce(({src.skip_sql}), false)" if src.skip_sql else ""
         con.execute(
