@@ -181,8 +181,17 @@ class AlertService:
                 sa.select(alert_outbox.c.destination, alert_outbox.c.route)
                 .where(
                     alert_outbox.c.alert_id == alert_id,
-                    alert_outbox.c.kind.in_(["trigger", "escalate"]),
-                    alert_outbox.c.status.in_(["delivered", "pending", "in_flight"]),
+                    # destinations that heard (or are about to hear) of the alert; an
+                    # escalation still waiting for its time has told nobody yet
+                    sa.or_(
+                        sa.and_(
+                            alert_outbox.c.kind.in_(["trigger", "escalate"]),
+                            alert_outbox.c.status.in_(["delivered", "in_flight"]),
+                        ),
+                        sa.and_(
+                            alert_outbox.c.kind == "trigger", alert_outbox.c.status == "pending"
+                        ),
+                    ),
                 )
                 .distinct()
             ).all()
