@@ -76,7 +76,12 @@ def write_table(
         batch_id = new_batch_id()
         data = data.cast(SCHEMAS[table]) if data.schema != SCHEMAS[table] else data
         con.register("_apm_in", data)
-        con.execute("CREATE OR REPLACE TEMP TABLE _apm_batch AS SELECT * FROM _apm_in")
+        # raw: the span's (or point's) own attributes as one JSON object, for Sigma fields
+        # that have no column of their own (computed here, columnar, not per span)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _apm_batch AS SELECT * REPLACE ("
+            "coalesce(raw, CAST(to_json(attributes) AS VARCHAR)) AS raw) FROM _apm_in"
+        )
         con.unregister("_apm_in")
         order = "trace_id, start_time" if table == TRACES else "name, service_name, time"
         res = LakeWriter(storage, con, table).write("_apm_batch", batch_id, order_by=order)

@@ -397,23 +397,6 @@ def _map(d: dict[str, Any]) -> list[tuple[str, str | None]]:
     return [(k, _text(v)) for k, v in d.items()]
 
 
-def _nest(d: dict[str, Any]) -> dict[str, Any]:
-    """``{"http.route": x}`` → ``{"http": {"route": x}}`` (Sigma field paths on ``raw``)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        parts = k.split(".")
-        cur = out
-        for p in parts[:-1]:
-            nxt = cur.get(p)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                cur[p] = nxt
-            cur = nxt
-        if parts[-1] not in cur or not isinstance(cur[parts[-1]], dict):
-            cur[parts[-1]] = v
-    return out
-
-
 def sampling_probability(trace_state: str) -> float | None:
     """The sampling probability from OTel ``th`` in ``tracestate`` (``ot=th:c``), or None.
 
@@ -496,152 +479,268 @@ def _check_id(b: bytes, size: int, what: str) -> str | None:
     return None
 
 
+def _value_text(v: Any) -> str | None:
+    """An ``AnyValue`` as map text: scalars as text, arrays/kvlists as JSON, bytes base64."""
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return str(v.int_value)
+    if which == "bool_value":
+        return "true" if v.bool_value else "false"
+    if which == "double_value":
+        return str(v.double_value)
+    if which is None:
+        return None
+    return _text(any_value(v))
+
+
+def _kv_map(kvs: Any) -> list[tuple[str, str | None]]:
+    return [(kv.key, _value_text(kv.value)) for kv in kvs]
+
+
+_RAW_FIELDS = [
+    ("trace_id", pa.string()),
+    ("span_id", pa.string()),
+    ("parent_span_id", pa.string()),
+    ("service_name", pa.string()),
+    ("name", pa.string()),
+    ("kind_i", pa.int8()),
+    ("start_time_unix_nano", pa.int64()),
+    ("end_time_unix_nano", pa.int64()),
+    ("status_i", pa.int8()),
+    ("status_message", pa.string()),
+    ("trace_state", pa.string()),
+    ("flags", pa.int64()),
+    ("scope_name", pa.string()),
+    ("scope_version", pa.string()),
+    ("attributes", MAP),
+    ("resource_attributes", MAP),
+    ("events", pa.list_(EVENT)),
+    ("links", pa.list_(LINK)),
+    ("exception_type", pa.string()),
+    ("exception_message", pa.string()),
+]
+_RAW_SCHEMA = pa.schema(_RAW_FIELDS)
+
+
+def _lookup(m: pa.Array, keys: tuple[str, ...] | str) -> pa.Array:
+    """First non-null value of ``keys`` in a MAP column (columnar)."""
+    import pyarrow.compute as pc
+
+    if isinstance(keys, str):
+        keys = (keys,)
+    out = pc.map_lookup(m, keys[0], "first")
+    for k in keys[1:]:
+        out = pc.coalesce(out, pc.map_lookup(m, k, "first"))
+    return out
+
+
 def traces_to_table(msg: Any, limits: Limits | None = None, id_errors: Any = None) -> Decoded:
-    """Validate every span of an ``ExportTraceServiceRequest`` and build the rows."""
+    """Validate every span of an ``ExportTraceServiceRequest`` and build the rows.
+
+    The per-span Python loop only copies fields out of the protobuf objects; everything
+    derived (timestamps, durations, ids, promoted attributes, sampling weights) is
+    computed on the Arrow columns afterwards.
+    """
+    import pyarrow.compute as pc
+
     lim = limits or Limits()
     id_errors = id_errors or {}
     now_ns = time.time_ns()
     future_ns = now_ns + int(lim.max_future_secs * 1e9)
-    skew_ns = now_ns + int(lim.skew_tolerance_secs * 1e9)
     oldest_ns = max(_MIN_NANOS, now_ns - int(lim.max_age_days * 86400e9))
-    now = dt.datetime.now(dt.UTC)
-    cols: dict[str, list[Any]] = {name: [] for name, _ in TRACE_FIELDS}
+    cols: dict[str, list[Any]] = {name: [] for name, _ in _RAW_FIELDS}
+    c_tid, c_sid, c_par = cols["trace_id"], cols["span_id"], cols["parent_span_id"]
+    c_svc, c_name, c_kind = cols["service_name"], cols["name"], cols["kind_i"]
+    c_start, c_end, c_st = (
+        cols["start_time_unix_nano"],
+        cols["end_time_unix_nano"],
+        cols["status_i"],
+    )
+    c_msg, c_ts, c_flags = cols["status_message"], cols["trace_state"], cols["flags"]
+    c_scope, c_scopev = cols["scope_name"], cols["scope_version"]
+    c_attr, c_rattr = cols["attributes"], cols["resource_attributes"]
+    c_ev, c_ln = cols["events"], cols["links"]
+    c_ext, c_exm = cols["exception_type"], cols["exception_message"]
     rejected: list[Rejected] = []
-    accepted = skewed = 0
-    promoted = list(PROMOTED.items())
-    res_promoted = list(RESOURCE_PROMOTED.items())
+    accepted = 0
     for ri, rs in enumerate(msg.resource_spans):
-        rattrs = attrs(rs.resource.attributes)
-        service = _text(rattrs.get("service.name")) or "unknown_service"
-        rmap = _map(rattrs)
-        rvals = []
-        for _col, names in res_promoted:
-            keys = (names,) if isinstance(names, str) else names
-            rvals.append(next((_text(rattrs[k]) for k in keys if k in rattrs), None))
+        rmap = _kv_map(rs.resource.attributes)
+        service = next((v for k, v in rmap if k == "service.name" and v), None) or "unknown_service"
         for si, ss in enumerate(rs.scope_spans):
             scope_name = ss.scope.name or None
             scope_version = ss.scope.version or None
             for pi, span in enumerate(ss.spans):
-                errs = id_errors.get((ri, si, pi))
-                reason = errs[0] if errs else None
                 tid = span.trace_id
                 sid = span.span_id
-                reason = (
-                    reason
-                    or _check_id(tid, 16, "trace_id")
-                    or _check_id(sid, 8, "span_id")
-                    or (
-                        f"invalid parent_span_id: {len(span.parent_span_id)} bytes, expected 8"
-                        if span.parent_span_id and len(span.parent_span_id) != 8
-                        else None
-                    )
-                )
+                parent = span.parent_span_id
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
-                if reason is None:
-                    if not span.name:
-                        reason = "missing name"
-                    elif start == 0:
-                        reason = "missing start_time_unix_nano"
-                    elif end == 0:
-                        reason = "missing end_time_unix_nano"
-                    elif end < start:
-                        reason = f"end before start: end_time_unix_nano {end} < start_time_unix_nano {start}"
-                    elif start < oldest_ns:
-                        reason = f"start time too old: {_iso(start)} (clock unset or stale replay)"
-                    elif start > future_ns:
-                        reason = f"start time in the future: {_iso(start)} (clock skew over {lim.max_future_secs:g}s)"
-                    elif accepted >= lim.max_items:
-                        reason = f"over the {lim.max_items}-span limit of one request"
+                reason = None
+                if id_errors and (ri, si, pi) in id_errors:
+                    reason = id_errors[(ri, si, pi)][0]
+                elif len(tid) != 16 or not any(tid):
+                    reason = _check_id(tid, 16, "trace_id")
+                elif len(sid) != 8 or not any(sid):
+                    reason = _check_id(sid, 8, "span_id")
+                elif parent and len(parent) != 8:
+                    reason = f"invalid parent_span_id: {len(parent)} bytes, expected 8"
+                elif not span.name:
+                    reason = "missing name"
+                elif start == 0:
+                    reason = "missing start_time_unix_nano"
+                elif end == 0:
+                    reason = "missing end_time_unix_nano"
+                elif end < start:
+                    reason = (
+                        f"end before start: end_time_unix_nano {end} < start_time_unix_nano {start}"
+                    )
+                elif start < oldest_ns:
+                    reason = f"start time too old: {_iso(start)} (clock unset or stale replay)"
+                elif start > future_ns:
+                    reason = f"start time in the future: {_iso(start)} (clock skew over {lim.max_future_secs:g}s)"
+                elif accepted >= lim.max_items:
+                    reason = f"over the {lim.max_items}-span limit of one request"
                 if reason is not None:
                     rejected.append(Rejected(reason, _span_record(span, service)))
                     continue
                 accepted += 1
-                a = attrs(span.attributes)
-                tid_hex = tid.hex()
-                sid_hex = sid.hex()
-                parent = span.parent_span_id
-                parent_hex = parent.hex() if parent and any(parent) else None
-                ev_list = []
+                c_tid.append(tid.hex())
+                c_sid.append(sid.hex())
+                c_par.append(parent.hex() if parent and any(parent) else None)
+                c_svc.append(service)
+                c_name.append(span.name)
+                c_kind.append(span.kind if 0 <= span.kind < 6 else 0)
+                c_start.append(start)
+                c_end.append(end)
+                st = span.status
+                c_st.append(st.code if 0 <= st.code < 3 else 0)
+                c_msg.append(st.message or None)
+                c_ts.append(span.trace_state or None)
+                c_flags.append(span.flags or None)
+                c_scope.append(scope_name)
+                c_scopev.append(scope_version)
+                c_attr.append(_kv_map(span.attributes))
+                c_rattr.append(rmap)
                 exc_type = exc_msg = None
-                for ev in span.events:
-                    ea = attrs(ev.attributes)
-                    if ev.name == "exception" and exc_type is None:
-                        exc_type = _text(ea.get("exception.type"))
-                        exc_msg = _text(ea.get("exception.message"))
-                    ev_list.append(
-                        {
-                            "time": _ts(ev.time_unix_nano) if ev.time_unix_nano else None,
-                            "time_unix_nano": ev.time_unix_nano or None,
-                            "name": ev.name,
-                            "attributes": _map(ea),
-                        }
+                if span.events:
+                    ev_list = []
+                    for ev in span.events:
+                        ea = _kv_map(ev.attributes)
+                        if ev.name == "exception" and exc_type is None:
+                            d = dict(ea)
+                            exc_type = d.get("exception.type")
+                            exc_msg = d.get("exception.message")
+                        ev_list.append(
+                            {
+                                "time": _ts(ev.time_unix_nano) if ev.time_unix_nano else None,
+                                "time_unix_nano": ev.time_unix_nano or None,
+                                "name": ev.name,
+                                "attributes": ea,
+                            }
+                        )
+                    c_ev.append(ev_list)
+                else:
+                    c_ev.append([])
+                c_ext.append(exc_type)
+                c_exm.append(exc_msg)
+                if span.links:
+                    c_ln.append(
+                        [
+                            {
+                                "trace_id": ln.trace_id.hex(),
+                                "span_id": ln.span_id.hex(),
+                                "trace_state": ln.trace_state or None,
+                                "attributes": _kv_map(ln.attributes),
+                            }
+                            for ln in span.links
+                        ]
                     )
-                link_list = [
-                    {
-                        "trace_id": ln.trace_id.hex(),
-                        "span_id": ln.span_id.hex(),
-                        "trace_state": ln.trace_state or None,
-                        "attributes": _map(attrs(ln.attributes)),
-                    }
-                    for ln in span.links
-                ]
-                ts = span.trace_state
-                prob = sampling_probability(ts)
-                start_dt = _ts(start)
-                status = span.status.code
-                skew = None
-                if start > skew_ns:
-                    skew = (start - now_ns) / 1e6
-                    skewed += 1
-                cols["event_time"].append(start_dt)
-                cols["event_id"].append(tid_hex + sid_hex)
-                cols["source"].append("otlp")
-                cols["trace_id"].append(tid_hex)
-                cols["span_id"].append(sid_hex)
-                cols["parent_span_id"].append(parent_hex)
-                cols["service_name"].append(service)
-                cols["name"].append(span.name)
-                cols["kind"].append(KINDS[span.kind] if 0 <= span.kind < 6 else "UNSPECIFIED")
-                cols["start_time"].append(start_dt)
-                cols["end_time"].append(_ts(end))
-                cols["start_time_unix_nano"].append(start)
-                cols["end_time_unix_nano"].append(end)
-                cols["duration_ns"].append(end - start)
-                cols["duration_ms"].append((end - start) / 1e6)
-                cols["status_code"].append(STATUS[status] if 0 <= status < 3 else "UNSET")
-                cols["status_message"].append(span.status.message or None)
-                cols["trace_state"].append(ts or None)
-                cols["flags"].append(span.flags or None)
-                cols["sampling_probability"].append(prob)
-                cols["sampling_weight"].append(1.0 / prob if prob else 1.0)
-                cols["scope_name"].append(scope_name)
-                cols["scope_version"].append(scope_version)
-                cols["attributes"].append(_map(a))
-                cols["resource_attributes"].append(rmap)
-                cols["events"].append(ev_list)
-                cols["links"].append(link_list)
-                cols["exception_type"].append(exc_type)
-                cols["exception_message"].append(exc_msg)
-                for col, keys in promoted:
-                    v = next((a[k] for k in keys if k in a), None)
-                    if col in _INT_PROMOTED:
-                        try:
-                            v = int(v) if v is not None else None
-                        except (TypeError, ValueError):
-                            v = None
-                        cols[col].append(v)
-                    else:
-                        cols[col].append(_text(v))
-                for (col, _), v in zip(res_promoted, rvals, strict=True):
-                    cols[col].append(v)
-                cols["user"].append(cols["enduser.id"][-1])
-                cols["src_ip"].append(cols["client.address"][-1])
-                cols["clock_skew_ms"].append(skew)
-                raw = _nest({**rattrs, **a})
-                cols["raw"].append(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode())
-                cols["ingested_at"].append(now)
-    table = pa.Table.from_pydict(cols, schema=TRACE_SCHEMA)
+                else:
+                    c_ln.append([])
+    raw = pa.Table.from_pydict(cols, schema=_RAW_SCHEMA)
+    n = raw.num_rows
+    start_ns = raw["start_time_unix_nano"]
+    end_ns = raw["end_time_unix_nano"]
+    start_ts = pc.cast(pc.cast(start_ns, pa.timestamp("ns", tz="UTC")), TS, safe=False)
+    end_ts = pc.cast(pc.cast(end_ns, pa.timestamp("ns", tz="UTC")), TS, safe=False)
+    dur_ns = pc.subtract(end_ns, start_ns)
+    skew = pc.subtract(start_ns, now_ns)
+    skew_ms = pc.if_else(
+        pc.greater(skew, int(lim.skew_tolerance_secs * 1e9)),
+        pc.divide(pc.cast(skew, pa.float64()), 1e6),
+        pa.scalar(None, pa.float64()),
+    )
+    skewed = int(pc.sum(pc.is_valid(skew_ms)).as_py() or 0) if n else 0
+    probs = [sampling_probability(ts) if ts else None for ts in cols["trace_state"]]
+    prob = pa.array(probs, pa.float64())
+    weight = pc.fill_null(pc.divide(1.0, prob), 1.0)
+    attrs_col = raw["attributes"].combine_chunks() if n else pa.array([], MAP)
+    rattrs_col = raw["resource_attributes"].combine_chunks() if n else pa.array([], MAP)
+    kinds = (
+        pa.array(KINDS).take(pc.cast(raw["kind_i"], pa.int32())) if n else pa.array([], pa.string())
+    )
+    status = (
+        pa.array(STATUS).take(pc.cast(raw["status_i"], pa.int32()))
+        if n
+        else pa.array([], pa.string())
+    )
+    out: dict[str, Any] = {
+        "event_time": start_ts,
+        "event_id": pc.binary_join_element_wise(raw["trace_id"], raw["span_id"], ""),
+        "source": pa.array(["otlp"] * n, pa.string()),
+        "trace_id": raw["trace_id"],
+        "span_id": raw["span_id"],
+        "parent_span_id": raw["parent_span_id"],
+        "service_name": raw["service_name"],
+        "name": raw["name"],
+        "kind": kinds,
+        "start_time": start_ts,
+        "end_time": end_ts,
+        "start_time_unix_nano": start_ns,
+        "end_time_unix_nano": end_ns,
+        "duration_ns": dur_ns,
+        "duration_ms": pc.divide(pc.cast(dur_ns, pa.float64()), 1e6),
+        "status_code": status,
+        "status_message": raw["status_message"],
+        "trace_state": raw["trace_state"],
+        "flags": raw["flags"],
+        "sampling_probability": prob,
+        "sampling_weight": weight,
+        "scope_name": raw["scope_name"],
+        "scope_version": raw["scope_version"],
+        "attributes": attrs_col,
+        "resource_attributes": rattrs_col,
+        "events": raw["events"],
+        "links": raw["links"],
+        "exception_type": raw["exception_type"],
+        "exception_message": raw["exception_message"],
+    }
+    for col, keys in PROMOTED.items():
+        v = _lookup(attrs_col, keys) if n else pa.array([], pa.string())
+        if col in _INT_PROMOTED:
+            v = (
+                pc.cast(
+                    pc.if_else(
+                        pc.match_substring_regex(v, r"^-?\d{1,18}$"),
+                        v,
+                        pa.scalar(None, pa.string()),
+                    ),
+                    pa.int64(),
+                )
+                if n
+                else pa.array([], pa.int64())
+            )
+        out[col] = v
+    for col, keys in RESOURCE_PROMOTED.items():
+        out[col] = _lookup(rattrs_col, keys) if n else pa.array([], pa.string())
+    out["user"] = out["enduser.id"]
+    out["src_ip"] = out["client.address"]
+    out["clock_skew_ms"] = skew_ms
+    out["raw"] = pa.array([None] * n, pa.string())
+    out["ingested_at"] = pa.array([dt.datetime.now(dt.UTC)] * n, TS)
+    table = pa.Table.from_pydict(out, schema=TRACE_SCHEMA)
     return Decoded(table, rejected, accepted, skewed)
 
 
@@ -817,9 +916,7 @@ def metrics_to_table(msg: Any, limits: Limits | None = None) -> Decoded:
                         resource_attributes=rmap,
                         scope_name=scope_name,
                         flags=dp.flags or None,
-                        raw=orjson.dumps(
-                            _nest({**rattrs, **a}), option=orjson.OPT_NON_STR_KEYS
-                        ).decode(),
+                        raw=None,
                         ingested_at=now,
                     )
                     for k, v in row.items():

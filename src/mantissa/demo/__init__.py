@@ -83,4 +83,6 @@ def steps() -> list[_Step]:
 
 
 # Modules that contribute demo steps (detections, alerts, questions ...); one line each.
-DEMO_STEP_MODULES: list[str] = []
+DEMO_STEP_MODULES: list[str] = [
+    "mantissa.apm.demo",
+]
