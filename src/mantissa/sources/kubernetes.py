@@ -102,8 +102,8 @@ class Kubernetes(JsonSource):
             "|| coalesce(' → ' || CAST(responseStatus.code AS VARCHAR), '')"
         ),
         "_error": (
-            "CASE WHEN verb IS NULL AND auditID IS NULL AND NOT (kind = 'Event' AND "
-            "apiVersion LIKE 'audit.k8s.io/%') "
+            "CASE WHEN verb IS NULL AND auditID IS NULL AND NOT coalesce(kind = 'Event' AND "
+            "apiVersion LIKE 'audit.k8s.io/%', false) "
             "THEN 'not a Kubernetes audit Event: no verb, auditID or audit.k8s.io kind' END"
         ),
     }
