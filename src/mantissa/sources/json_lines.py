@@ -114,4 +114,7 @@ class JsonLines(JsonSource):
             except ValueError:
                 pass
         # a fallback for JSON: any specific JSON source that matches outranks it
-        return 0.6 * objs / len(sample) if sample else 0.0
+        if not sample:
+            return 0.0
+        share = objs / len(sample)
+        return 0.6 if share >= 0.5 else 0.6 * share

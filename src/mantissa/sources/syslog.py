@@ -208,8 +208,9 @@ class Syslog(LineSource):
 
     def sniff(self, sample: list[str]) -> float:
         rx = re.compile(
-            r"^(<\d{1,3}>)?(\d \S+ \S+ |[A-Z][a-z]{2} +\d{1,2} (\d{4} )?\d\d:\d\d:\d\d |"
-            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* )"
+            r"^(<\d{1,3}>\d{1,2} (\d{4}-\d\d-\d\dT\S+|-) \S+ |"
+            r"(<\d{1,3}(\.\d+)?>)?([A-Z][a-z]{2} +\d{1,2} (\d{4} )?\d\d:\d\d:\d\d |"
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* |[a-z]+=))"
         )
         lines = [ln for ln in sample if ln.strip() and not ln[:1].isspace()]
         if not lines:
