@@ -13,12 +13,12 @@ import duckdb
 import pytest
 import sqlglot
 import yaml
-from tests.detect.conftest import SIGMAHQ, ingest_events
 
 from mantissa.detect.dialects import DIALECTS, SQLGLOT_NAME
 from mantissa.detect.engine import DetectionEngine
 from mantissa.detect.rules import RuleIndex
 from mantissa.errors import MantissaError
+from tests.detect.conftest import SIGMAHQ, ingest_events
 
 pytestmark = pytest.mark.skipif(
     not SIGMAHQ.exists(), reason=f"SigmaHQ rule set not found at {SIGMAHQ} (../shared absent)"

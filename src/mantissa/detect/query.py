@@ -92,6 +92,21 @@ class CompiledRule:
             return pack_tree([self], start, end, exclusions)
         return aggregate_tree(self, start, end, exclusions)
 
+    def match_tree(self) -> exp.Expression:
+        """``SELECT event_id`` of every event matching the rule's detection (no grouping)."""
+        selects = [
+            exp.select(
+                exp.column("event_id", quoted=True), exp.alias_(exp.Literal.string(b.ref), "ref")
+            )
+            .from_(exp.to_table(b.table, quoted=True))
+            .where(b.where.copy())
+            for b in self.branches
+        ]
+        tree: exp.Expression = selects[0]
+        for s in selects[1:]:
+            tree = exp.union(tree, s, distinct=False)
+        return tree
+
     def sql(
         self,
         dialect: str = "duckdb",

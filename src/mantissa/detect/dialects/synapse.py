@@ -5,6 +5,7 @@ pool without it rejects ``|re`` rules with the engine's own error."""
 
 from __future__ import annotations
 
+from sqlglot import exp
 from sqlglot.dialects.tsql import TSQL
 
 from mantissa.detect.dialects import (
@@ -39,6 +40,8 @@ def _json(self, e):  # type: ignore[no-untyped-def]
 
 class MantissaDialect(TSQL):
     class Generator(TSQL.Generator):
+        # CAST(x AS VARCHAR) without a length truncates to 30 characters in T-SQL
+        TYPE_MAPPING = {**TSQL.Generator.TYPE_MAPPING, exp.DataType.Type.VARCHAR: "NVARCHAR(4000)"}
         TRANSFORMS = {
             **TSQL.Generator.TRANSFORMS,
             **transforms(

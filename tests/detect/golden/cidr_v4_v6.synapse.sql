@@ -1,0 +1,141 @@
+WITH scan AS (
+  SELECT
+    [source] AS [source],
+    [event_id] AS [event_id],
+    [event_type] AS [event_type],
+    [outcome] AS [outcome],
+    [user] AS [user],
+    [src_ip] AS [src_ip],
+    [dst_ip] AS [dst_ip],
+    [user_agent] AS [user_agent],
+    [geo_country] AS [geo_country],
+    [geo_city] AS [geo_city],
+    [host] AS [host],
+    [message] AS [message],
+    [trace_id] AS [trace_id],
+    [sourceIPAddress] AS [sourceIPAddress],
+    [event_time] AS event_time,
+    COALESCE(
+      CAST([user] AS NVARCHAR(4000)),
+      CAST([src_ip] AS NVARCHAR(4000)),
+      CAST([host] AS NVARCHAR(4000)),
+      ''
+    ) AS g0,
+    CASE
+      WHEN (
+        (
+          (
+            LOWER([sourceIPAddress]) LIKE '10.%'
+          )
+          OR (
+            LOWER([sourceIPAddress]) LIKE '172.16.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.17.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.18.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.19.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.20.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.21.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.22.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.23.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.24.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.25.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.26.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.27.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.28.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.29.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.30.%'
+            OR LOWER([sourceIPAddress]) LIKE '172.31.%'
+          )
+          OR (
+            LOWER([sourceIPAddress]) LIKE '2001:db8:%'
+          )
+        )
+      )
+      THEN 1
+      ELSE 0
+    END AS m0
+  FROM cloudtrail
+  WHERE
+    (
+      [event_time] >= CAST('2026-11-01T00:00:00+00:00' AS DATETIMEOFFSET)
+      AND [event_time] < CAST('2026-11-01T01:00:00+00:00' AS DATETIMEOFFSET)
+    )
+    AND (
+      (
+        (
+          LOWER([sourceIPAddress]) LIKE '10.%'
+        )
+        OR (
+          LOWER([sourceIPAddress]) LIKE '172.16.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.17.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.18.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.19.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.20.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.21.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.22.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.23.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.24.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.25.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.26.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.27.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.28.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.29.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.30.%'
+          OR LOWER([sourceIPAddress]) LIKE '172.31.%'
+        )
+        OR (
+          LOWER([sourceIPAddress]) LIKE '2001:db8:%'
+        )
+      )
+    )
+), r AS (
+  SELECT
+    'e11e9781-55b1-5a17-9199-369530d34d07' AS rule_id,
+    0 AS k
+), hits AS (
+  SELECT
+    r.rule_id AS rule_id,
+    r.rule_id AS ref,
+    [scan].[source] AS [source],
+    [scan].[event_id] AS [event_id],
+    [scan].[event_type] AS [event_type],
+    [scan].[outcome] AS [outcome],
+    [scan].[user] AS [user],
+    [scan].[src_ip] AS [src_ip],
+    [scan].[dst_ip] AS [dst_ip],
+    [scan].[user_agent] AS [user_agent],
+    [scan].[geo_country] AS [geo_country],
+    [scan].[geo_city] AS [geo_city],
+    [scan].[host] AS [host],
+    [scan].[message] AS [message],
+    [scan].[trace_id] AS [trace_id],
+    [scan].[sourceIPAddress] AS [sourceIPAddress],
+    scan.event_time AS event_time,
+    scan.g0 AS g0
+  FROM scan
+  CROSS JOIN r
+  WHERE
+    (
+      r.k = 0 AND scan.m0 = 1
+    )
+), ev AS (
+  SELECT
+    hits.*,
+    COUNT(*) OVER (PARTITION BY rule_id, g0) AS match_count,
+    MIN(event_time) OVER (PARTITION BY rule_id, g0) AS first_seen,
+    MAX(event_time) OVER (PARTITION BY rule_id, g0) AS last_seen,
+    COUNT(*) OVER (PARTITION BY rule_id, g0) AS agg_value,
+    ROW_NUMBER() OVER (
+      PARTITION BY rule_id, g0
+      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time
+    ) AS rn
+  FROM hits
+)
+SELECT
+  *
+FROM ev
+WHERE
+  rn <= 20
+ORDER BY
+  rule_id,
+  g0,
+  rn

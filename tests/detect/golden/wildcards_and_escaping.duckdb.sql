@@ -1,0 +1,117 @@
+WITH scan AS (
+  SELECT
+    "source",
+    "event_id",
+    "event_type",
+    "outcome",
+    "user",
+    "src_ip",
+    "dst_ip",
+    "user_agent",
+    "geo_country",
+    "geo_city",
+    "host",
+    "message",
+    "trace_id",
+    "eventName",
+    "eventSource",
+    "userAgent",
+    "event_time" AS event_time,
+    COALESCE(CAST("user" AS TEXT), CAST("src_ip" AS TEXT), CAST("host" AS TEXT), '') AS g0,
+    CASE
+      WHEN (
+        (
+          (
+            (
+              LOWER("eventName") LIKE '%stop%'
+            )
+            OR (
+              LOWER("eventName") LIKE '%50\%\_off%' ESCAPE '\'
+            )
+          )
+          AND (
+            LOWER("eventSource") LIKE 'cloud_rail%'
+          )
+          AND (
+            LOWER("userAgent") LIKE '%*literal'
+          )
+        )
+      )
+      THEN 1
+      ELSE 0
+    END AS m0
+  FROM cloudtrail
+  WHERE
+    (
+      "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMPTZ)
+      AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMPTZ)
+    )
+    AND (
+      (
+        (
+          (
+            LOWER("eventName") LIKE '%stop%'
+          )
+          OR (
+            LOWER("eventName") LIKE '%50\%\_off%' ESCAPE '\'
+          )
+        )
+        AND (
+          LOWER("eventSource") LIKE 'cloud_rail%'
+        )
+        AND (
+          LOWER("userAgent") LIKE '%*literal'
+        )
+      )
+    )
+), r AS (
+  SELECT
+    '6a992d51-1533-5b2b-88d9-38e673a07ebe' AS rule_id,
+    0 AS k
+), hits AS (
+  SELECT
+    r.rule_id,
+    r.rule_id AS ref,
+    "scan"."source",
+    "scan"."event_id",
+    "scan"."event_type",
+    "scan"."outcome",
+    "scan"."user",
+    "scan"."src_ip",
+    "scan"."dst_ip",
+    "scan"."user_agent",
+    "scan"."geo_country",
+    "scan"."geo_city",
+    "scan"."host",
+    "scan"."message",
+    "scan"."trace_id",
+    "scan"."eventName",
+    "scan"."eventSource",
+    "scan"."userAgent",
+    scan.event_time,
+    scan.g0
+  FROM scan
+  CROSS JOIN r
+  WHERE
+    (
+      r.k = 0 AND scan.m0 = 1
+    )
+), ev AS (
+  SELECT
+    hits.*,
+    COUNT(*) OVER (PARTITION BY rule_id, g0) AS match_count,
+    MIN(event_time) OVER (PARTITION BY rule_id, g0) AS first_seen,
+    MAX(event_time) OVER (PARTITION BY rule_id, g0) AS last_seen,
+    COUNT(*) OVER (PARTITION BY rule_id, g0) AS agg_value,
+    ROW_NUMBER() OVER (PARTITION BY rule_id, g0 ORDER BY event_time) AS rn
+  FROM hits
+)
+SELECT
+  *
+FROM ev
+WHERE
+  rn <= 20
+ORDER BY
+  rule_id,
+  g0,
+  rn
