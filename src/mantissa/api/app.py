@@ -104,12 +104,12 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.state.background_services = []
     errors.install(app)
 
-    common = error_responses(401, 403, 422, 500)
+    common = error_responses(400, 401, 403, 413, 422, 500)
     # (method, path, route) of every API endpoint: the auth tests walk this table
     app.state.api_routes = []
     for reg in registrations():
         secured = getattr(reg.router, "public", False) is not True
-        app.include_router(reg.router, responses=common if secured else error_responses(500))
+        app.include_router(reg.router, responses=common if secured else error_responses(413, 500))
         for route in reg.router.routes:
             if isinstance(route, APIRoute) and route.include_in_schema:
                 for method in sorted(route.methods - {"HEAD", "OPTIONS"}):

@@ -131,7 +131,16 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_json(exc.status_code, code, message, request, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # one path can have a route per method: list them all (RFC 9110 §15.5.6)
+            path = request.url.path
+            allowed = sorted(
+                {m for m, _, route in request.app.state.api_routes if route.path_regex.match(path)}
+            )
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return error_json(exc.status_code, code, message, request, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

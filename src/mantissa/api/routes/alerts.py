@@ -13,7 +13,16 @@ from mantissa.alerts.store import AlertStore
 from mantissa.api.auth import Principal, Role, require
 from mantissa.api.errors import error_responses
 from mantissa.api.middleware import audit_detail
-from mantissa.api.paging import InvalidParameter, Paged, PageParams, check_sort, page_params, paged
+from mantissa.api.paging import (
+    InvalidParameter,
+    Paged,
+    PageParams,
+    check_sort,
+    paged,
+    paging,
+    parse_time,
+    time_param,
+)
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -72,12 +81,6 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
-def _utc(v: dt.datetime | None) -> dt.datetime | None:
-    if v is None:
-        return None
-    return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
-
-
 @router.get("", response_model=Paged[AlertSummary])
 def list_alerts(
     request: Request,
@@ -91,9 +94,9 @@ def list_alerts(
     rule_id: str | None = Query(None, max_length=256, description="Rule id; * and ? globs."),
     tag: str | None = Query(None, max_length=256),
     q: str | None = Query(None, max_length=256, description="Text in rule, tags or entities."),
-    since: dt.datetime | None = Query(None, description="last_seen at or after (ISO-8601)."),
-    until: dt.datetime | None = Query(None, description="last_seen before (ISO-8601)."),
-    page: PageParams = Depends(page_params),
+    since: str | None = time_param("last_seen at or after (ISO-8601)."),
+    until: str | None = time_param("last_seen before (ISO-8601)."),
+    page: PageParams = Depends(paging(SORTS)),
     _: Principal = Depends(require(Role.viewer)),
 ) -> dict:
     """Alerts matching every filter, sorted (default ``-last_seen``) and paged."""
@@ -109,8 +112,8 @@ def list_alerts(
         status=statuses or None,
         severity=severities or None,
         rule_id=rule_id,
-        since=_utc(since),
-        until=_utc(until),
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
         q=q,
         sort=sort,
         limit=page.limit,

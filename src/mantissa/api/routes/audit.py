@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from mantissa.api.auth import Principal, Role, require
-from mantissa.api.paging import Paged, PageParams, check_sort, page_params, paged
+from mantissa.api.paging import Paged, PageParams, check_sort, paged, paging, parse_time, time_param
 
 router = APIRouter(tags=["audit"])
 
@@ -36,9 +35,9 @@ def list_audit(
     actor: str | None = Query(None, max_length=256, description="Substring of the actor."),
     token_id: str | None = Query(None, max_length=64),
     method: str | None = Query(None, pattern="^(POST|PUT|PATCH|DELETE|post|put|patch|delete)$"),
-    since: dt.datetime | None = Query(None, description="ISO-8601; entries at or after."),
-    until: dt.datetime | None = Query(None, description="ISO-8601; entries before."),
-    page: PageParams = Depends(page_params),
+    since: str | None = time_param("ISO-8601; entries at or after."),
+    until: str | None = time_param("ISO-8601; entries before."),
+    page: PageParams = Depends(paging({"at"})),
     _: Principal = Depends(require(Role.admin)),
 ) -> dict:
     """Who did what, when, and how it ended (newest first by default)."""
@@ -47,8 +46,8 @@ def list_audit(
         actor=actor,
         token_id=token_id,
         method=method,
-        since=since,
-        until=until,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
         limit=page.limit,
         offset=page.offset,
         sort=sort,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mantissa.api.auth import Principal, Role, require
 from mantissa.api.errors import error_responses
 from mantissa.api.middleware import audit_detail
-from mantissa.api.paging import InvalidParameter, Paged, PageParams, check_sort, page_params, paged
+from mantissa.api.paging import InvalidParameter, Paged, PageParams, check_sort, paged, paging
 from mantissa.detect.rules import Rule, RuleError, RuleIndex
 from mantissa.engines.base import to_jsonable
 from mantissa.errors import MantissaError
@@ -201,7 +201,7 @@ def list_rules(
     status: str | None = Query(None, max_length=32),
     enabled: bool | None = Query(None),
     q: str | None = Query(None, max_length=256, description="Text in id, title or tags."),
-    page: PageParams = Depends(page_params),
+    page: PageParams = Depends(paging(SORTS)),
     _: Principal = Depends(require(Role.viewer)),
 ) -> dict:
     """Detection rules matching every filter, sorted (default ``id``) and paged."""

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from mantissa.api.auth import Principal, Role, TokenStore, require
+from mantissa.api.errors import error_responses
 from mantissa.api.middleware import audit_detail
-from mantissa.api.paging import Paged, PageParams, page_params, paged
+from mantissa.api.paging import Paged, PageParams, check_sort, paged, paging
 from mantissa.state.store import utcnow
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -46,12 +47,14 @@ class TokenCreated(BaseModel):
 def list_tokens(
     request: Request,
     include_revoked: bool = Query(False, description="Include revoked tokens."),
-    page: PageParams = Depends(page_params),
+    page: PageParams = Depends(paging({"created_at", "name", "role"})),
     _: Principal = Depends(_ADMIN),
 ) -> dict:
     """Every token (never its secret)."""
     store: TokenStore = request.app.state.tokens
     items = [t.to_dict() for t in store.list(include_revoked)]
+    sort = check_sort(page.sort, {"created_at", "name", "role"}, "created_at")
+    items.sort(key=lambda t: (t[sort.lstrip("-")] or "", t["id"]), reverse=sort.startswith("-"))
     return paged(items[page.offset : page.offset + page.limit], len(items), page)
 
 
@@ -71,7 +74,7 @@ def create_token(
     )
 
 
-@router.delete("/{token_id}", response_model=TokenOut)
+@router.delete("/{token_id}", response_model=TokenOut, responses=error_responses(404))
 def revoke_token(
     request: Request,
     token_id: str = Path(..., max_length=64),
