@@ -350,6 +350,14 @@ def string_match(e: exp.Expression, kind: str, s: SigmaString, cased: bool) -> e
     return like
 
 
+def _regex_text(r: SigmaRegularExpression) -> str:
+    """The pattern as written (pySigma 2 keeps it in a SigmaString that re-escapes ``?``)."""
+    rx: Any = r.regexp
+    if isinstance(rx, str):
+        return rx
+    return getattr(rx, "original", None) or rx.to_plain()
+
+
 def _paren(e: exp.Expression) -> exp.Expression:
     return e if isinstance(e, exp.Paren | exp.Column | exp.Literal) else exp.Paren(this=e)
 
@@ -472,7 +480,7 @@ class SqlglotBackend(Backend):
             }[f]
             for f in sorted(r.flags, key=lambda f: f.name)
         )
-        pattern = (f"(?{flags})" if flags else "") + r.regexp
+        pattern = (f"(?{flags})" if flags else "") + _regex_text(r)
 
         def build(e: exp.Expression, kind: str) -> exp.Expression:
             return exp.RegexpLike(this=_text(e, kind), expression=exp.Literal.string(pattern))
@@ -629,7 +637,7 @@ class SqlglotBackend(Backend):
     ) -> Any:
         r = cond.value
         assert isinstance(r, SigmaRegularExpression)
-        return exp.RegexpLike(this=exp.column("raw"), expression=exp.Literal.string(r.regexp))
+        return exp.RegexpLike(this=exp.column("raw"), expression=exp.Literal.string(_regex_text(r)))
 
     def convert_condition_query_expr(
         self, cond: ConditionValueExpression, state: ConversionState

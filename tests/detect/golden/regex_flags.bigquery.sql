@@ -18,7 +18,7 @@ WITH scan AS (
     COALESCE(CAST(`user` AS STRING), CAST(`src_ip` AS STRING), CAST(`host` AS STRING), '') AS g0,
     CASE
       WHEN (
-        REGEXP_CONTAINS(`userAgent`, '(\\?i)^python-requests/\\d+')
+        REGEXP_CONTAINS(`userAgent`, '(?i)^python-requests/\\d+')
       )
       THEN 1
       ELSE 0
@@ -30,7 +30,7 @@ WITH scan AS (
       AND `event_time` < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP)
     )
     AND (
-      REGEXP_CONTAINS(`userAgent`, '(\\?i)^python-requests/\\d+')
+      REGEXP_CONTAINS(`userAgent`, '(?i)^python-requests/\\d+')
     )
 ), r AS (
   SELECT

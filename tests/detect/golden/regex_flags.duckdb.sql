@@ -18,7 +18,7 @@ WITH scan AS (
     COALESCE(CAST("user" AS TEXT), CAST("src_ip" AS TEXT), CAST("host" AS TEXT), '') AS g0,
     CASE
       WHEN (
-        REGEXP_MATCHES("userAgent", '(\?i)^python-requests/\d+')
+        REGEXP_MATCHES("userAgent", '(?i)^python-requests/\d+')
       )
       THEN 1
       ELSE 0
@@ -30,7 +30,7 @@ WITH scan AS (
       AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMPTZ)
     )
     AND (
-      REGEXP_MATCHES("userAgent", '(\?i)^python-requests/\d+')
+      REGEXP_MATCHES("userAgent", '(?i)^python-requests/\d+')
     )
 ), r AS (
   SELECT

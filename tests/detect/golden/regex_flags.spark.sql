@@ -17,7 +17,7 @@ WITH scan AS (
     `event_time` AS event_time,
     COALESCE(CAST(`user` AS STRING), CAST(`src_ip` AS STRING), CAST(`host` AS STRING), '') AS g0,
     CASE WHEN (
-      `userAgent` RLIKE '(\\?i)^python-requests/\\d+'
+      `userAgent` RLIKE '(?i)^python-requests/\\d+'
     ) THEN 1 ELSE 0 END AS m0
   FROM cloudtrail
   WHERE
@@ -26,7 +26,7 @@ WITH scan AS (
       AND `event_time` < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP)
     )
     AND (
-      `userAgent` RLIKE '(\\?i)^python-requests/\\d+'
+      `userAgent` RLIKE '(?i)^python-requests/\\d+'
     )
 ), r AS (
   SELECT

@@ -23,7 +23,7 @@ WITH scan AS (
     ) AS g0,
     CASE
       WHEN (
-        REGEXP_LIKE([userAgent], '(\?i)^python-requests/\d+')
+        REGEXP_LIKE([userAgent], '(?i)^python-requests/\d+')
       )
       THEN 1
       ELSE 0
@@ -35,7 +35,7 @@ WITH scan AS (
       AND [event_time] < CAST('2026-11-01T01:00:00+00:00' AS DATETIMEOFFSET)
     )
     AND (
-      REGEXP_LIKE([userAgent], '(\?i)^python-requests/\d+')
+      REGEXP_LIKE([userAgent], '(?i)^python-requests/\d+')
     )
 ), r AS (
   SELECT
