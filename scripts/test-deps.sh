@@ -11,4 +11,11 @@ if have pg_isready && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
   fi
 fi
+# Debian's Chromium for the console's browser tests (driven by Playwright through
+# executable_path; never `playwright install`, which downloads a browser of its own).
+if ! have chromium && [ "$(id -u)" = "0" ] && have apt-get; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+    >/tmp/mantissa-chromium-install.log 2>&1 \
+    || echo "test-deps: could not install chromium (see /tmp/mantissa-chromium-install.log)"
+fi
 exit 0
