@@ -137,6 +137,8 @@ class Scheduler:
                 held.append((rule, wm, last_run))
             if not held:
                 continue
+            # the wall clock, not ``self.now``: the "seen" filter compares with ingested_at
+            run_started = dt.datetime.now(dt.UTC)
             try:
                 seen = {r.id: (wm, lr) for r, wm, lr in held if lr is not None}
                 ev = engine.evaluate(start, end, rules=[r for r, _, _ in held], seen_filter=seen)
@@ -150,7 +152,11 @@ class Scheduler:
                         state.put(
                             WATERMARK_NS,
                             rule.id,
-                            {"watermark": _iso(end), "last_run": _iso(now), "owner": self.owner},
+                            {
+                                "watermark": _iso(end),
+                                "last_run": _iso(run_started),
+                                "owner": self.owner,
+                            },
                             conn,
                         )
                 report["windows"].append(
