@@ -72,7 +72,7 @@ def time_param(description: str) -> Any:
 
 def parse_time(value: str | None, name: str) -> dt.datetime | None:
     """``value`` as an aware UTC datetime (naive values are UTC); 422 when not ISO-8601."""
-    if value is None or value == "":
+    if value is None:
         return None
     try:
         out = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
