@@ -110,6 +110,7 @@ class AwsConfig(JsonSource):
         "THEN json_merge_patch(json_extract(m, '$.configurationItemSummary'), m)::VARCHAR "
         "ELSE m END"
     )
+    event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": (
             f"coalesce({_ts('configurationItemCaptureTime')}, "

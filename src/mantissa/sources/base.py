@@ -99,6 +99,10 @@ class Source(ABC):
     skip_sql: ClassVar[str | None] = None
     #: SQL expressions for the common columns, over the native columns (and ``raw``).
     common: ClassVar[dict[str, str]] = {}
+    #: True when ``common["event_time"]`` already yields a TIMESTAMPTZ (e.g. a coalesce of
+    #: ``mantissa_ts(...)`` over several fields): it is then not wrapped in ``mantissa_ts``
+    #: again, whose expansion would repeat the whole expression many times per row.
+    event_time_parsed: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -131,7 +135,7 @@ class Source(ABC):
         commons = []
         for col in SOURCE_FILLED:
             expr = self.common.get(col, "NULL")
-            if col == "event_time":
+            if col == "event_time" and not self.event_time_parsed:
                 expr = f"mantissa_ts({expr})"
             commons.append(f'CAST({expr} AS {COMMON_COLUMNS[col]}) AS "{col}"')
         error = self.common.get("_error", "NULL")

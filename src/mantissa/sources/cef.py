@@ -90,6 +90,7 @@ class Cef(LineSource):
         "CEF after a syslog header (RFC 3164 / 5424)",
         "header escaping (\\| \\\\) and extension escaping (\\= \\\\ \\n \\r)",
     )
+    event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": (
             'coalesce(mantissa_ts(rt), mantissa_ts("end"), mantissa_ts(start), '

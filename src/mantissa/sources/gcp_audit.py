@@ -86,6 +86,7 @@ class GcpAudit(JsonSource):
             "resourceOriginalState": "JSON",
         },
     }
+    event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
         # records whose time was dropped (Panther rule tests) get the receipt time
         "event_time": (

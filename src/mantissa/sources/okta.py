@@ -79,6 +79,7 @@ class Okta(JsonSource):
             "isProxy": "BOOLEAN",
         },
     }
+    event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
         # Panther-normalized test events may carry p_event_time instead; records whose
         # time was dropped or redacted get the receipt time, as Splunk and Elastic do

@@ -83,6 +83,7 @@ class Syslog(LineSource):
         "macOS multi-line messages (indented continuation lines)",
         "<PRI> + key=value bodies (Fortinet)",
     )
+    event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": (
             "coalesce(mantissa_ts(nullif(_5.ts, '-')), mantissa_ts(nullif(_ts, '')), "

@@ -110,6 +110,7 @@ class VpcFlow(LineSource):
         "AND list_has_all(" + "[" + ", ".join(f"'{f}'" for f in FIELDS) + "], "
         "string_split(trim(raw), ' '))"
     )
+    event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
         # Elastic and Athena time a flow by its end; formats without start/end (NAT
         # gateway examples) carry no time at all: the receipt time stands in
