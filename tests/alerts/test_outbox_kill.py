@@ -114,12 +114,13 @@ def test_kill_mid_delivery_then_restart_delivers_everything_once(tmp_path: Path)
     assert len(ids) == N_ALERTS
 
     # 1. both remote destinations are down: nothing lost, everything still queued
-    p = _deliver(data_dir, timeout=1)
+    p = _deliver(data_dir, timeout=2)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err.decode()
     first = json.loads(out)
-    assert first["delivered"] == N_ALERTS  # only the local file
-    assert first["pending"] == 2 * N_ALERTS and first["dead"] == 0
+    assert first["dead"] == 0 and first["delivered"] <= N_ALERTS, first  # only the local file
+    down = _statuses(data_dir)
+    assert set(down) <= {"pending", "delivered"} and down["pending"] >= 2 * N_ALERTS, down
 
     # 2. they come back, slow; the delivering process is killed mid-delivery
     pd = stubs.PagerDutyStub()

@@ -183,6 +183,57 @@ class Outbox:
             return False
         return True
 
+    def enqueue_many(
+        self, conn: sa.Connection, items: list[tuple[str, str, str, str | None, float, str]]
+    ) -> list[tuple[str, str, str]]:
+        """Queue ``(alert_id, destination, kind, route, delay_secs, key_suffix)`` deliveries in
+        one statement; returns the ``(alert_id, destination, kind)`` newly queued."""
+        now = utcnow()
+        rows: dict[str, dict[str, Any]] = {}
+        for alert_id, destination, kind, route, delay, suffix in items:
+            dest = self.destinations.get(destination)
+            if dest is None:
+                raise ConfigError(f"unknown destination {destination!r}")
+            key = idempotency_key(alert_id, destination, kind, suffix)
+            rows.setdefault(
+                key,
+                {
+                    "id": "dl_" + uuid.uuid4().hex[:20],
+                    "alert_id": alert_id,
+                    "destination": destination,
+                    "route": route,
+                    "kind": kind,
+                    "idempotency_key": key,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "max_attempts": dest.config.max_attempts,
+                    "next_attempt_at": now + dt.timedelta(seconds=delay),
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        keys = list(rows)
+        for i in range(0, len(keys), 500):
+            for (k,) in conn.execute(
+                sa.select(alert_outbox.c.idempotency_key).where(
+                    alert_outbox.c.idempotency_key.in_(keys[i : i + 500])
+                )
+            ):
+                rows.pop(k, None)
+        if not rows:
+            return []
+        try:
+            with conn.begin_nested():
+                conn.execute(alert_outbox.insert(), list(rows.values()))
+        except sa.exc.IntegrityError:
+            # someone queued one of them meanwhile: fall back to one by one
+            done = []
+            for r in rows.values():
+                if self.enqueue(conn, r["alert_id"], r["destination"], r["kind"], r["route"]):
+                    done.append((r["alert_id"], r["destination"], r["kind"]))
+            return done
+        return [(r["alert_id"], r["destination"], r["kind"]) for r in rows.values()]
+
     def retry_dead(self, alert_id: str | None = None) -> int:
         """Queue dead deliveries again with a fresh attempt budget."""
         cond = [alert_outbox.c.status == DEAD]
@@ -215,8 +266,11 @@ class Outbox:
             while True:
                 batch = self._claim(self.settings.batch_size)
                 if batch:
+                    self._prefetch(batch)
                     outcomes = list(pool.map(self._attempt, batch))
                     self._record(outcomes, result)
+                    if time.monotonic() > deadline:
+                        break  # the rest stays queued for the next flush
                     continue
                 nxt = self._next_due()
                 if nxt is None:
@@ -308,25 +362,38 @@ class Outbox:
             self._redaction_key = bytes.fromhex(value)
         return self._redaction_key
 
-    def _previous(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        key = idempotency_key(row["alert_id"], row["destination"], "trigger")
-        if row["idempotency_key"] == key:
-            return None
-        with self.state.engine.connect() as conn:
-            r = conn.execute(
-                sa.select(alert_outbox.c.response).where(
-                    alert_outbox.c.idempotency_key == key, alert_outbox.c.status == DELIVERED
-                )
-            ).first()
-        return r[0] if r else None
+    def _prefetch(self, batch: list[dict[str, Any]]) -> None:
+        """Load the batch's alerts and earlier trigger receipts in two queries, not 2N."""
+        alerts = self.store.get_many(list({r["alert_id"] for r in batch}))
+        want = {
+            idempotency_key(r["alert_id"], r["destination"], "trigger"): r
+            for r in batch
+            if r["kind"] != "trigger"
+        }
+        receipts: dict[str, Any] = {}
+        if want:
+            with self.state.engine.connect() as conn:
+                for k, resp in conn.execute(
+                    sa.select(alert_outbox.c.idempotency_key, alert_outbox.c.response).where(
+                        alert_outbox.c.idempotency_key.in_(list(want)),
+                        alert_outbox.c.status == DELIVERED,
+                    )
+                ):
+                    receipts[k] = resp
+        for r in batch:
+            r["_alert"] = alerts.get(r["alert_id"])
+            r["_previous"] = (
+                receipts.get(idempotency_key(r["alert_id"], r["destination"], "trigger"))
+                if r["kind"] != "trigger"
+                else None
+            )
 
     def _attempt(self, row: dict[str, Any]) -> _Outcome:
         out = _Outcome(row["id"], row["alert_id"], row["destination"], DELIVERED, row["attempts"])
         out.token = row["_token"]
         dest = self.destinations[row["destination"]]
-        try:
-            alert = self.store.get(row["alert_id"])
-        except NotFound:
+        alert = row.get("_alert")
+        if alert is None:
             out.status, out.error = DEAD, "the alert no longer exists"
             return out
         if row["kind"] == "escalate" and alert.status.value != "open":
@@ -348,7 +415,7 @@ class Outbox:
                 idempotency_key=row["idempotency_key"],
                 destination_id=row["destination"],
                 attempt=row["attempts"],
-                previous=self._previous(row),
+                previous=row.get("_previous"),
                 console_url=(self.console_url.format(id=alert.id) if self.console_url else None),
             )
             out.response = to_jsonable(dest.send(delivery) or {})

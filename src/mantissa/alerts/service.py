@@ -98,14 +98,13 @@ class AlertService:
                     hook(alert, new)
                 except Exception:  # one broken hook must not stop alerting
                     log.exception("alert hook %r failed for %s", hook, alert.id)
-        for alert in created:
-            self.route(alert)
+        if created:
+            self.route_many(created)
         if flush and self.router.destinations:
             self.outbox.flush()
-        seen: dict[str, None] = {}
-        for alert, _ in results:
-            seen.setdefault(alert.id)
-        return [self.store.get(i) for i in seen]
+        ids = list(dict.fromkeys(a.id for a, _ in results))
+        found = self.store.get_many(ids)
+        return [found[i] for i in ids if i in found]
 
     def _enrich(self, alerts: list[Alert]) -> None:
         try:
@@ -116,17 +115,22 @@ class AlertService:
         for a in alerts:
             doc = docs.get(a.id)
             if doc:
-                self.store.save_enrichment(a.id, doc)
                 a.enrichment = doc
+        self.store.save_enrichments({k: v for k, v in docs.items() if v})
 
     def route(self, alert: Alert) -> list[str]:
         """Queue the deliveries the routes decide for ``alert``; returns destination ids."""
-        decisions = self.router.decide(alert)
-        queued: list[str] = []
-        fired: list[str] = []
-        suppressed: list[str] = []
-        with self.runtime.state.begin() as conn:
-            for d in decisions:
+        return self.route_many([alert]).get(alert.id, [])
+
+    def route_many(self, alerts: list[Alert]) -> dict[str, list[str]]:
+        """Route a batch of alerts in one transaction; destination ids queued per alert."""
+        items: list[tuple[str, str, str, str | None, float, str]] = []
+        marks: list[tuple[Any, Alert]] = []
+        notes: dict[str, tuple[list[str], list[str]]] = {}
+        for alert in alerts:
+            fired: list[str] = []
+            suppressed: list[str] = []
+            for d in self.router.decide(alert):
                 if not d.matched:
                     continue
                 if d.suppressed:
@@ -134,31 +138,41 @@ class AlertService:
                     continue
                 fired.append(d.route)
                 route = self.router.routes[d.index]
-                for dest in route.to:
-                    if self.outbox.enqueue(conn, alert.id, dest, "trigger", d.route):
-                        queued.append(dest)
+                items += [(alert.id, dest, "trigger", d.route, 0.0, "") for dest in route.to]
                 if route.escalate:
-                    for dest in route.escalate.to:
-                        self.outbox.enqueue(
-                            conn,
+                    items += [
+                        (
                             alert.id,
                             dest,
                             "escalate",
                             d.route,
-                            delay_secs=route.escalate.after_secs,
-                            key_suffix=d.route,
+                            float(route.escalate.after_secs),
+                            d.route,
                         )
+                        for dest in route.escalate.to
+                    ]
+                marks.append((d, alert))
+            if fired or suppressed:
+                notes[alert.id] = (fired, suppressed)
+        queued: dict[str, list[str]] = {}
+        if not notes:
+            return queued
+        with self.runtime.state.begin() as conn:
+            for alert_id, dest, kind in self.outbox.enqueue_many(conn, items):
+                if kind == "trigger":
+                    queued.setdefault(alert_id, []).append(dest)
+            for d, alert in marks:
                 self.router.mark_sent(d, alert, conn)
-        if fired or suppressed:
-            entry: dict[str, Any] = {
-                "actor": "router",
-                "action": "routed",
-                "routes": fired,
-                "destinations": queued,
-            }
-            if suppressed:
-                entry["suppressed_routes"] = suppressed
-            self.store.append_history(alert.id, entry)
+            for alert_id, (fired, suppressed) in notes.items():
+                entry: dict[str, Any] = {
+                    "actor": "router",
+                    "action": "routed",
+                    "routes": fired,
+                    "destinations": queued.get(alert_id, []),
+                }
+                if suppressed:
+                    entry["suppressed_routes"] = suppressed
+                self.store.append_history(alert_id, entry, conn)
         return queued
 
     # -- people acting on alerts --------------------------------------------------------

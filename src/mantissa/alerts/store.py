@@ -13,6 +13,8 @@ One SQLAlchemy Core code path for SQLite and PostgreSQL. Three tables:
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -150,14 +152,17 @@ class AlertStore:
         (last_seen, count, evidence) instead of a new alert being created. Replaying a
         match already counted (same evidence, not newer) changes nothing.
         """
-        for _ in range(5):
+        for attempt in range(30):
+            if attempt:
+                time.sleep(random.uniform(0, 0.002 * attempt))
             try:
                 with self.state.begin() as conn:
                     return self._upsert(conn, candidate, actor)
             except sa.exc.IntegrityError:
                 continue  # another process created this dedup key meanwhile: look again
             except sa.exc.OperationalError as exc:
-                if "locked" in str(exc.orig).lower():
+                msg = str(exc.orig).lower()
+                if "locked" in msg or "deadlock" in msg or "could not serialize" in msg:
                     continue
                 raise StateError(f"alert store: {exc.orig}") from None
         raise StateError(f"could not store alert for dedup key {candidate.dedup_key!r}")
@@ -168,14 +173,18 @@ class AlertStore:
         # Lock first, read second: a no-op write on the dedup row takes PostgreSQL's row lock
         # and SQLite's write lock, so concurrent upserts of one key serialize instead of
         # losing each other's count/evidence updates.
-        conn.execute(
+        locked = conn.execute(
             alert_dedup.update()
             .where(alert_dedup.c.dedup_key == c.dedup_key)
             .values(alert_id=alert_dedup.c.alert_id)
-        )
+        ).rowcount
         link = conn.execute(
             sa.select(alert_dedup.c.alert_id).where(alert_dedup.c.dedup_key == c.dedup_key)
         ).first()
+        if link is not None and not locked:
+            # PostgreSQL: the key was committed by another upsert after our UPDATE looked;
+            # we hold no lock on it, so start over (the retry loop in upsert)
+            raise sa.exc.IntegrityError("dedup key appeared", None, Exception("race"))
         if link is not None:
             row = conn.execute(sa.select(alerts).where(alerts.c.id == link[0])).mappings().first()
             if row is not None and row["status"] in _ACTIVE:
@@ -274,7 +283,35 @@ class AlertStore:
                 .values(enrichment=to_jsonable(enrichment))
             )
 
+    def save_enrichments(self, docs: dict[str, dict[str, Any]]) -> None:
+        """Replace the enrichment of several alerts in one transaction."""
+        from mantissa.engines.base import to_jsonable
+
+        if not docs:
+            return
+        with self.state.begin() as conn:
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == sa.bindparam("_id"))
+                .values(enrichment=sa.bindparam("_doc")),
+                [{"_id": k, "_doc": to_jsonable(v)} for k, v in docs.items()],
+            )
+
     # -- read -----------------------------------------------------------------------
+    def get_many(self, ids: list[str]) -> dict[str, Alert]:
+        """The alerts with these ids (missing ones are left out), with deliveries."""
+        out: dict[str, Alert] = {}
+        with self.state.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                rows = (
+                    conn.execute(sa.select(alerts).where(alerts.c.id.in_(chunk))).mappings().all()
+                )
+                deliveries = self._deliveries_for(conn, [r["id"] for r in rows])
+                for r in rows:
+                    out[r["id"]] = self._from_row(dict(r), deliveries.get(r["id"], []))
+        return out
+
     def get(self, alert_id: str) -> Alert:
         """The alert with this id (with its delivery records); :class:`NotFound` if none."""
         with self.state.engine.connect() as conn:
@@ -384,14 +421,19 @@ class AlertStore:
             merged = {**dict(row), "status": new.value, "history": history, "updated_at": now}
             return self._from_row(merged, self._deliveries(conn, alert_id))
 
-    def append_history(self, alert_id: str, entry: dict[str, Any]) -> None:
+    def append_history(
+        self, alert_id: str, entry: dict[str, Any], conn: Connection | None = None
+    ) -> None:
         """Append one history entry (routing decisions, dead letters ...)."""
-        with self.state.begin() as conn:
-            row = conn.execute(sa.select(alerts.c.history).where(alerts.c.id == alert_id)).first()
-            if row is None:
-                raise NotFound(f"alert {alert_id} not found")
-            history = [*list(row[0] or []), {"at": utcnow().isoformat(), **entry}]
-            conn.execute(alerts.update().where(alerts.c.id == alert_id).values(history=history))
+        if conn is None:
+            with self.state.begin() as c:
+                self.append_history(alert_id, entry, c)
+            return
+        row = conn.execute(sa.select(alerts.c.history).where(alerts.c.id == alert_id)).first()
+        if row is None:
+            raise NotFound(f"alert {alert_id} not found")
+        history = [*list(row[0] or []), {"at": utcnow().isoformat(), **entry}]
+        conn.execute(alerts.update().where(alerts.c.id == alert_id).values(history=history))
 
     # -- rows -------------------------------------------------------------------------
     def _deliveries(self, conn: Connection, alert_id: str) -> list[dict[str, Any]]:
