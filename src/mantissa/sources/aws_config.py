@@ -149,35 +149,31 @@ class AwsConfig(JsonSource):
         table = f"(SELECT line, raw, file, ctx, {self._MESSAGE} AS m FROM input)"
         return transform_sql(self.structure, self._DOCUMENT, table=table)
 
+    def sniff(self, sample: list[str]) -> float:
+        """Configuration items, snapshot/history files and Config SNS notifications."""
+        import json
 
-def _sniff_config(self: AwsConfig, sample: list[str]) -> float:
-    """Configuration items, snapshot/history files and Config SNS notifications."""
-    import json
+        from mantissa.sources.detect import sample_objects
 
-    from mantissa.sources.detect import _objects
-
-    objs = _objects(sample, ("configurationItems",))
-    hits = 0
-    for o in objs:
-        msg = o.get("Message")
-        if isinstance(msg, str):
-            try:
-                msg = json.loads(msg)
-            except ValueError:
-                msg = None
-        if ("resourceType" in o and "configurationItemCaptureTime" in o) or (
-            isinstance(msg, dict)
-            and ("messageType" in msg or "configurationItem" in msg)
-            and (
-                "Config" in str(o.get("Subject", ""))
-                or "configRuleName" in msg
-                or "configurationItem" in msg
-                or "configSnapshotId" in msg
-                or "s3ObjectKey" in msg
-            )
-        ):
-            hits += 1
-    return hits / len(objs) if objs else 0.0
-
-
-AwsConfig.sniff = _sniff_config  # type: ignore[method-assign]
+        objs = sample_objects(sample, ("configurationItems",))
+        hits = 0
+        for o in objs:
+            msg = o.get("Message")
+            if isinstance(msg, str):
+                try:
+                    msg = json.loads(msg)
+                except ValueError:
+                    msg = None
+            if ("resourceType" in o and "configurationItemCaptureTime" in o) or (
+                isinstance(msg, dict)
+                and ("messageType" in msg or "configurationItem" in msg)
+                and (
+                    "Config" in str(o.get("Subject", ""))
+                    or "configRuleName" in msg
+                    or "configurationItem" in msg
+                    or "configSnapshotId" in msg
+                    or "s3ObjectKey" in msg
+                )
+            ):
+                hits += 1
+        return hits / len(objs) if objs else 0.0

@@ -88,18 +88,14 @@ class AzureActivity(JsonSource):
     def native_sql(self) -> str:
         return transform_sql(self.structure)
 
+    def sniff(self, sample: list[str]) -> float:
+        """Azure Monitor records that are not Entra ID sign-in/audit records."""
+        from mantissa.sources.azure_ad import _entra_share
+        from mantissa.sources.detect import sample_objects
 
-def _sniff_activity(self: AzureActivity, sample: list[str]) -> float:
-    """Azure Monitor records that are not Entra ID sign-in/audit records."""
-    from mantissa.sources.azure_ad import _entra_share
-    from mantissa.sources.detect import _objects
-
-    objs = _objects(sample, ("records",))
-    if not objs:
-        return 0.0
-    entra, _ = _entra_share(sample)
-    act = sum(1 for o in objs if "operationName" in o and ("resourceId" in o or "time" in o))
-    return max(0.0, act - entra) / len(objs)
-
-
-AzureActivity.sniff = _sniff_activity  # type: ignore[method-assign]
+        objs = sample_objects(sample, ("records",))
+        if not objs:
+            return 0.0
+        entra, _ = _entra_share(sample)
+        act = sum(1 for o in objs if "operationName" in o and ("resourceId" in o or "time" in o))
+        return max(0.0, act - entra) / len(objs)

@@ -92,6 +92,48 @@ _SIGNIN: dict[str, Any] = {
 }
 
 
+SIGNIN_CATEGORIES = {
+    "signinlogs",
+    "noninteractiveusersigninlogs",
+    "serviceprincipalsigninlogs",
+    "managedidentitysigninlogs",
+    "adfssigninlogs",
+    "auditlogs",
+    "provisioninglogs",
+    "riskyusers",
+    "userriskevents",
+}
+
+
+def _entra_share(sample: list[str]) -> tuple[int, int]:
+    """(Entra ID records, all records) among the objects of ``sample``."""
+    import json
+
+    seen = hits = 0
+    for line in sample:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        items = obj if isinstance(obj, list) else [obj]
+        for it in items:
+            if isinstance(it, dict):
+                for k in ("records", "value"):
+                    if isinstance(it.get(k), list):
+                        items = it[k]
+                        break
+        for o in items[:5]:
+            if not isinstance(o, dict):
+                continue
+            seen += 1
+            cat = str(o.get("category", "")).lower()
+            graph = "createdDateTime" in o and "userPrincipalName" in o
+            audit = "activityDateTime" in o and "activityDisplayName" in o
+            if cat in SIGNIN_CATEGORIES or graph or audit:
+                hits += 1
+    return hits, seen
+
+
 class AzureAD(JsonSource):
     name = "azure_ad"
     title = "Microsoft Entra ID (Azure AD) sign-in and audit logs"
@@ -187,52 +229,7 @@ class AzureAD(JsonSource):
     def native_sql(self) -> str:
         return transform_sql(self.structure, self._DOCUMENT)
 
-
-SIGNIN_CATEGORIES = {
-    "signinlogs",
-    "noninteractiveusersigninlogs",
-    "serviceprincipalsigninlogs",
-    "managedidentitysigninlogs",
-    "adfssigninlogs",
-    "auditlogs",
-    "provisioninglogs",
-    "riskyusers",
-    "userriskevents",
-}
-
-
-def _entra_share(sample: list[str]) -> tuple[int, int]:
-    """(Entra ID records, all records) among the objects of ``sample``."""
-    import json
-
-    seen = hits = 0
-    for line in sample:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        items = obj if isinstance(obj, list) else [obj]
-        for it in items:
-            if isinstance(it, dict):
-                for k in ("records", "value"):
-                    if isinstance(it.get(k), list):
-                        items = it[k]
-                        break
-        for o in items[:5]:
-            if not isinstance(o, dict):
-                continue
-            seen += 1
-            cat = str(o.get("category", "")).lower()
-            graph = "createdDateTime" in o and "userPrincipalName" in o
-            audit = "activityDateTime" in o and "activityDisplayName" in o
-            if cat in SIGNIN_CATEGORIES or graph or audit:
-                hits += 1
-    return hits, seen
-
-
-def _sniff_entra(self: AzureAD, sample: list[str]) -> float:
-    hits, seen = _entra_share(sample)
-    return hits / seen if seen else 0.0
-
-
-AzureAD.sniff = _sniff_entra  # type: ignore[method-assign]
+    def sniff(self, sample: list[str]) -> float:
+        """Records of the Entra ID categories, or Graph signIn/directoryAudit resources."""
+        hits, seen = _entra_share(sample)
+        return hits / seen if seen else 0.0

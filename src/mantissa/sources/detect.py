@@ -61,7 +61,7 @@ def _sample(path: str) -> list[str]:
     return lines[:50]
 
 
-def _objects(sample: list[str], wrappers: tuple[str, ...]) -> list[dict[str, Any]]:
+def sample_objects(sample: list[str], wrappers: tuple[str, ...]) -> list[dict[str, Any]]:
     """The JSON objects of a sample: arrays and wrapper documents expanded (5 per line)."""
     out: list[dict[str, Any]] = []
     for line in sample:
@@ -116,7 +116,7 @@ def _structure_keys(src: JsonSource) -> set[str]:
 def _signature_score(src: JsonSource, sample: list[str]) -> float:
     """Share of objects with all signature keys (case-insensitive matches count half),
     or failing that how much of each object's top-level keys the source knows."""
-    objs = _objects(sample, src.wrapper_keys)
+    objs = sample_objects(sample, src.wrapper_keys)
     if not objs:
         return 0.0
     sig = set(src.signature)
