@@ -85,5 +85,6 @@ def steps() -> list[_Step]:
 # Modules that contribute demo steps (detections, alerts, questions ...); one line each.
 DEMO_STEP_MODULES: list[str] = [
     "mantissa.alerts.demo",
+    "mantissa.detect.demo",
     "mantissa.apm.demo",
 ]
