@@ -37,10 +37,15 @@ def parse_files(source: str, files: list[Path], lake: Path) -> Parsed:
             [[str(p) for p in parquet]],
         )
         cols = [d[0] for d in cur.description]
-        rows = [
-            {c: to_jsonable(v) for c, v in zip(cols, r, strict=True)} for r in cur.fetchall()
-        ]
+        rows = [{c: to_jsonable(v) for c, v in zip(cols, r, strict=True)} for r in cur.fetchall()]
     from mantissa.lake.deadletter import DeadLetterStore
 
     rejections = list(DeadLetterStore(storage).entries(source))
     return Parsed(summary, rows, rejections)
+
+
+def parse_text(source: str, text: str | bytes, tmp: Path, name: str = "input.log") -> Parsed:
+    """Write ``text`` to ``tmp/name`` and ingest it as ``source`` into ``tmp/lake``."""
+    f = tmp / name
+    f.write_bytes(text.encode() if isinstance(text, str) else text)
+    return parse_files(source, [f], tmp / "lake")
