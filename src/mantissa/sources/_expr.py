@@ -1,10 +1,15 @@
 """SQL expression builders shared by the SaaS sources (not a source: the name starts with ``_``).
 
-Each function returns a DuckDB SQL expression over the expression(s) it is given, so the
-sources stay columnar: nothing here runs per record in Python.
+Each SQL function returns a DuckDB expression over the expression(s) it is given, so the
+sources stay columnar: nothing here runs per record in Python. The sniff helpers at the
+end look at the first lines of a file only (auto-detection).
 """
 
 from __future__ import annotations
+
+import csv
+import json
+from typing import Any
 
 
 def ip(expr: str) -> str:
@@ -87,3 +92,58 @@ def decode_json_strings(select_sql: str, columns: list[str]) -> str:
         for c in columns
     )
     return f"SELECT * REPLACE ({repl}) FROM ({select_sql})"
+
+
+def sample_records(sample: list[str], wrapper_keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """JSON objects in the first lines of a file, for ``sniff``: NDJSON lines, a whole
+    document, or pretty-printed documents one after another; wrappers unwrapped."""
+    docs: list[Any] = []
+    for line in sample:
+        try:
+            docs.append(json.loads(line))
+        except ValueError:
+            continue
+    if not docs and sample:
+        text, dec, pos = "\n".join(sample), json.JSONDecoder(), 0
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n":
+                pos += 1
+            try:
+                doc, pos = dec.raw_decode(text, pos)
+            except ValueError:
+                break
+            docs.append(doc)
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        items = doc if isinstance(doc, list) else [doc]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            for key in wrapper_keys:
+                val: Any = item
+                for part in key.split("."):
+                    val = val.get(part) if isinstance(val, dict) else None
+                if isinstance(val, list):
+                    out.extend(v for v in val[:20] if isinstance(v, dict))
+                    break
+            else:
+                out.append(item)
+    return out
+
+
+def csv_header(sample: list[str]) -> set[str]:
+    """Column names when the sample starts with a CSV header line, else an empty set."""
+    if not sample or sample[0].lstrip("\ufeff")[:1] in ("{", "[", ""):
+        return set()
+    try:
+        names = next(csv.reader([sample[0].lstrip("\ufeff")]))
+    except (csv.Error, StopIteration):
+        return set()
+    return {n.strip() for n in names} if len(names) > 1 else set()
+
+
+def score(records: list[dict[str, Any]], predicate: Any) -> float:
+    """Share of ``records`` that ``predicate`` accepts (0 when there are none)."""
+    if not records:
+        return 0.0
+    return sum(1 for r in records if predicate(r)) / len(records)

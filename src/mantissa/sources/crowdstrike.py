@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _FDR_FIELDS = [
@@ -186,3 +186,20 @@ class CrowdStrike(JsonSource):
             "ELSE raw END AS raw FROM input"
         )
         return super().native_sql().replace("FROM input", f"FROM ({unwrapped})")
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            meta, ev = r.get("metadata"), r.get("event")
+            if isinstance(meta, dict) and "eventType" in meta and "customerIDString" in meta:
+                return True
+            keys = {k.lower() for k in r}
+            inner = {k.lower() for k in ev} if isinstance(ev, dict) else set()
+            return "event_simplename" in keys or "event_simplename" in inner
+
+        records = sample_records(sample)
+        if not records and sample and sample[0].lstrip().startswith("{"):
+            # a pretty-printed stream event longer than the sample: recognise its keys
+            text = "\n".join(sample)
+            if '"customerIDString"' in text and '"eventType"' in text:
+                return 0.9
+        return score(records, ok)

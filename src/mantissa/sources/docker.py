@@ -21,7 +21,11 @@ from typing import Any, ClassVar
 from mantissa.sources._expr import first
 from mantissa.sources.base import Source
 
-_TEXT_EVENT = r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+)\s+([a-z]+)\s+(.+?)\s+(\S+)(?:\s+\((.*)\))?$"
+# the object types of the Engine API's EventMessage.Type
+_TYPES = "container|image|volume|network|daemon|plugin|node|service|secret|config|builder"
+_TEXT_EVENT = (
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+)\s+(" + _TYPES + r")\s+(.+?)\s+(\S+)(?:\s+\((.*)\))?$"
+)
 
 
 class Docker(Source):

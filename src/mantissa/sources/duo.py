@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _LOCATION = {"city": "VARCHAR", "state": "VARCHAR", "country": "VARCHAR"}
@@ -91,11 +91,14 @@ class Duo(JsonSource):
         # epoch seconds first: isotimestamp is sometimes mangled ("11: 41: 31+00: 00")
         "event_time": event_time("timestamp", "isotimestamp"),
         "event_id": "txid",
-        "event_type": first("action", "CASE WHEN txid IS NOT NULL OR factor IS NOT NULL "
-                            "THEN coalesce(event_type, 'authentication') END", "event_type",
-                            "CASE WHEN context IS NOT NULL THEN 'telephony' END",
-                            "CASE WHEN integration IS NOT NULL OR device IS NOT NULL "
-                            "THEN 'authentication' END"),
+        "event_type": first(
+            "action",
+            "CASE WHEN txid IS NOT NULL OR factor IS NOT NULL "
+            "THEN coalesce(event_type, 'authentication') END",
+            "event_type",
+            "CASE WHEN context IS NOT NULL THEN 'telephony' END",
+            "CASE WHEN integration IS NOT NULL OR device IS NOT NULL THEN 'authentication' END",
+        ),
         "outcome": (
             "CASE WHEN lower(result) = 'success' THEN 'success' "
             "WHEN lower(result) IN ('failure', 'denied', 'fraud', 'error') THEN 'failure' "
@@ -135,3 +138,13 @@ class Duo(JsonSource):
             "json_valid(description ->> '$') THEN CAST(description ->> '$' AS JSON) "
             "ELSE description END AS description) FROM (" + base + ")"
         )
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            return (
+                "isotimestamp" in r
+                or {"txid", "factor"} <= r.keys()
+                or ({"factor", "result"} <= r.keys() and "access_device" in r)
+            )
+
+        return score(sample_records(sample, self.wrapper_keys), ok)

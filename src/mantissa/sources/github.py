@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 
@@ -110,3 +110,14 @@ class GitHub(JsonSource):
         ),
         "_error": "CASE WHEN action IS NULL THEN 'not a GitHub audit event: action missing' END",
     }
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            return (
+                {"action", "actor"} <= r.keys()
+                and isinstance(r.get("actor"), str)
+                and "date_create" not in r
+                and bool(r.keys() & {"created_at", "@timestamp", "org", "business", "repo"})
+            )
+
+        return score(sample_records(sample, self.wrapper_keys), ok)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _PARAM_VALUE = (
@@ -123,3 +123,15 @@ class GoogleWorkspace(JsonSource):
             "coalesce(_ev ->> 'name', json_extract_string(raw, '$.name')) AS name, "
             f"{params} AS parameters, event_index, _ev FROM ({picked})"
         )
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            ident = r.get("id")
+            return str(r.get("kind", "")).startswith("admin#reports#activit") or (
+                isinstance(ident, dict)
+                and "applicationName" in ident
+                and "actor" in r
+                and ("events" in r or "name" in r)
+            )
+
+        return score(sample_records(sample, self.wrapper_keys), ok)

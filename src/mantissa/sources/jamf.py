@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 
@@ -103,3 +103,10 @@ class Jamf(JsonSource):
             "THEN 'not a Jamf Pro event: no webhook.webhookEvent' END"
         ),
     }
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            hook = r.get("webhook")
+            return isinstance(hook, dict) and "webhookEvent" in hook
+
+        return score(sample_records(sample), ok)

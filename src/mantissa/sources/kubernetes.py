@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _USER = {
@@ -145,3 +145,17 @@ class Kubernetes(JsonSource):
             "ELSE raw END AS raw FROM input"
         )
         return super().native_sql().replace("FROM input", f"FROM ({unwrapped})")
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            if str(r.get("apiVersion", "")).startswith("audit.k8s.io/"):
+                return True
+            if {"auditID", "verb"} <= r.keys():
+                return True
+            proto = r.get("protoPayload")
+            if isinstance(proto, dict) and proto.get("serviceName") == "k8s.io":
+                return True
+            props = r.get("properties")
+            return str(r.get("category", "")).startswith("kube-audit") and isinstance(props, dict)
+
+        return score(sample_records(sample, self.wrapper_keys), ok)

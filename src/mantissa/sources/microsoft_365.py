@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _STRINGS = [
@@ -184,3 +184,12 @@ class Microsoft365(JsonSource):
             "'not an Office 365 audit record: no Operation, Id or RecordType' END"
         ),
     }
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            keys = {k.lower() for k in r}
+            return {"creationtime", "operation"} <= keys and bool(
+                keys & {"recordtype", "workload", "organizationid"}
+            )
+
+        return score(sample_records(sample), ok)

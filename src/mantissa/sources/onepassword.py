@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _USER = {"uuid": "VARCHAR", "name": "VARCHAR", "email": "VARCHAR"}
@@ -94,8 +94,12 @@ class OnePassword(JsonSource):
             "WHEN item_uuid IS NOT NULL OR actor_uuid IS NOT NULL THEN 'success' END"
         ),
         "user": first(
-            "target_user.email", "user.email", "actor_details.email", "target_user.name",
-            "user.name", "actor_uuid"
+            "target_user.email",
+            "user.email",
+            "actor_details.email",
+            "target_user.name",
+            "user.name",
+            "actor_uuid",
         ),
         "src_ip": ip(first("client.ip_address", "session.ip")),
         "user_agent": (
@@ -118,3 +122,15 @@ class OnePassword(JsonSource):
             "or action' END"
         ),
     }
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            if not {"uuid", "timestamp"} <= r.keys():
+                return False
+            return bool(
+                {"category", "target_user"} <= r.keys()
+                or {"item_uuid", "vault_uuid"} <= r.keys()
+                or {"actor_uuid", "object_type"} <= r.keys()
+            )
+
+        return score(sample_records(sample, self.wrapper_keys), ok)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import csv_header, event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 # EventLogFile column names (upper-case) and sObject field names (CamelCase) side by side.
@@ -214,3 +214,17 @@ class Salesforce(JsonSource):
             "coalesce(Status, nullif(json_extract_string(raw, '$.STATUS'), '')) AS Status) "
             f"FROM ({super().native_sql()})"
         )
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(keys: set[str], r: dict[str, Any] | None = None) -> bool:
+            if {"EVENT_TYPE", "TIMESTAMP"} <= keys or {"EventIdentifier", "EventDate"} <= keys:
+                return True
+            if {"Action", "Section", "CreatedDate"} <= keys or "LoginTime" in keys:
+                return True
+            attrs = (r or {}).get("attributes")
+            return isinstance(attrs, dict) and "/services/data/" in str(attrs.get("url", ""))
+
+        header = csv_header(sample)
+        if header:
+            return 1.0 if ok(header) else 0.0
+        return score(sample_records(sample, self.wrapper_keys), lambda r: ok(set(r), r))

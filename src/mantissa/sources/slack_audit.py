@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import event_time, first, ip
+from mantissa.sources._expr import event_time, first, ip, sample_records, score
 from mantissa.sources.base import JsonSource
 
 _USER = {"id": "VARCHAR", "name": "VARCHAR", "email": "VARCHAR", "team": "VARCHAR"}
@@ -83,3 +83,13 @@ class SlackAudit(JsonSource):
         ),
         "_error": "CASE WHEN action IS NULL THEN 'not a Slack audit entry: action missing' END",
     }
+
+    def sniff(self, sample: list[str]) -> float:
+        def ok(r: dict[str, Any]) -> bool:
+            return {"date_create", "action", "actor"} <= r.keys() or (
+                "action" in r
+                and isinstance(r.get("actor"), dict)
+                and (isinstance(r.get("entity"), dict) or isinstance(r.get("context"), dict))
+            )
+
+        return score(sample_records(sample, self.wrapper_keys), ok)

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mantissa.sources._expr import decode_json_strings, event_time, first, ip
+from mantissa.sources._expr import (
+    csv_header,
+    decode_json_strings,
+    event_time,
+    first,
+    ip,
+    sample_records,
+    score,
+)
 from mantissa.sources.base import JsonSource
 
 _JSON_COLUMNS = [
@@ -208,3 +216,19 @@ class Snowflake(JsonSource):
 
     def native_sql(self) -> str:
         return decode_json_strings(super().native_sql(), _JSON_COLUMNS)
+
+    def sniff(self, sample: list[str]) -> float:
+        marks = {
+            "EVENT_TIMESTAMP", "IS_SUCCESS", "QUERY_ID", "QUERY_TEXT", "EXECUTION_STATUS",
+            "QUERY_START_TIME", "DIRECT_OBJECTS_ACCESSED", "GRANTEE_NAME", "GRANTED_TO",
+            "TRANSFER_TYPE", "BYTES_TRANSFERRED",
+        }  # fmt: skip
+
+        def ok(keys: set[str]) -> bool:
+            # upper-case view columns; not Salesforce's EVENT_TYPE + TIMESTAMP
+            return bool(keys & marks) and not {"EVENT_TYPE", "TIMESTAMP"} <= keys
+
+        header = csv_header(sample)
+        if header:
+            return 1.0 if ok(header) else 0.0
+        return score(sample_records(sample, self.wrapper_keys), lambda r: ok(set(r)))
