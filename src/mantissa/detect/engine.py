@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -155,14 +156,18 @@ class DetectionEngine:
         units = pack(runnable) if self.cfg.pack_rules else [[c] for c in runnable]
         by_id = {c.rule.id: c for c in runnable}
 
+        session = DuckDBSession.open(self.engine) if units else None
+
         def run_unit(unit: list[CompiledRule]) -> tuple[UnitResult, list[dict[str, Any]]]:
             tree = unit_tree(unit, start, end, exclusions)
             sql = render(tree, "duckdb")
             res = UnitResult([c.rule.id for c in unit], ",".join(unit[0].tables), sql)
             t0 = time.perf_counter()
             try:
-                out = self.engine.execute(sql)
-                records = out.records()
+                if session is not None:
+                    records = session.records(sql)
+                else:
+                    records = self.engine.execute(sql).records()
             except MantissaError as exc:
                 res.error = exc.message
                 records = []
@@ -171,11 +176,15 @@ class DetectionEngine:
             return res, records
 
         workers = max(1, min(self.cfg.parallelism, len(units)))
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(run_unit, units))
-        else:
-            results = [run_unit(u) for u in units]
+        try:
+            if workers > 1:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    results = list(pool.map(run_unit, units))
+            else:
+                results = [run_unit(u) for u in units]
+        finally:
+            if session is not None:
+                session.close()
         for res, records in results:
             ev.units.append(res)
             if res.error:
@@ -302,6 +311,61 @@ class DetectionEngine:
         alerts = raise_alerts(self.runtime, ev.candidates)
         record_stats(self.runtime, ev, alerts)
         return alerts, ev
+
+
+class DuckDBSession:
+    """One locked-down DuckDB session shared by all queries of a run.
+
+    Opening a session defines a view per table (reading every file's footer), which on a
+    busy lake costs seconds; a run of many rules pays it once. Every statement still goes
+    through the engine's guard and partition pruning (``prepare``), under its timeout and
+    row cap; each thread gets its own cursor on the same locked database.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.con = engine.connect()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, engine: Any) -> DuckDBSession | None:
+        if getattr(engine, "type", "") != "duckdb" or not hasattr(engine, "connect"):
+            return None
+        return cls(engine)
+
+    def records(self, sql: str) -> list[dict[str, Any]]:
+        import duckdb
+
+        from mantissa.errors import QueryError, QueryTimeout
+
+        final = self.engine.prepare(sql)
+        with self._lock:
+            cur = self.con.cursor()
+        timer = threading.Timer(self.engine.timeout_secs, cur.interrupt)
+        timer.start()
+        try:
+            res = cur.execute(final)
+            cols = [d[0] for d in res.description or []]
+            rows = res.fetchmany(self.engine.max_rows + 1)
+        except duckdb.InterruptException:
+            raise QueryTimeout(
+                f"detection query ran longer than {self.engine.timeout_secs:g}s",
+                hint="narrow the window or raise engine.timeout_secs",
+            ) from None
+        except duckdb.Error as exc:
+            raise QueryError(str(exc).split("\n")[0]) from None
+        finally:
+            timer.cancel()
+            cur.close()
+        if len(rows) > self.engine.max_rows:
+            raise QueryError(
+                f"a detection query returned more than {self.engine.max_rows} evidence rows",
+                hint="raise engine.max_rows or tune the rule",
+            )
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def raise_alerts(runtime: Any, candidates: list[Any]) -> list[Any]:
