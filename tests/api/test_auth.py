@@ -202,13 +202,28 @@ def test_secure_cookie_over_https(runtime, tokens):
         assert r.headers["strict-transport-security"]
 
 
-def test_revoking_a_token_ends_its_sessions(client, tokens, runtime):
-    store = TokenStore(runtime.state)
+def test_revoking_a_token_ends_its_sessions(client, tokens):
+    store = client.app.state.tokens  # the server's own store: revocation applies at once
     info, secret = store.create("analyst", name="short-lived")
     _login(client, secret)
     assert client.get("/auth/me").status_code == 200
+    assert client.get("/auth/me", headers=bearer(secret)).status_code == 200
     store.revoke(info.id)
     assert client.get("/auth/me").status_code == 401
+    assert client.get("/auth/me", headers=bearer(secret)).status_code == 401
+
+
+def test_revocation_from_another_process_applies_within_the_cache_time(
+    client, runtime, monkeypatch
+):
+    import mantissa.api.auth as auth
+
+    info, secret = TokenStore(runtime.state).create("viewer", name="elsewhere")
+    assert client.get("/auth/me", headers=bearer(secret)).status_code == 200
+    TokenStore(runtime.state).revoke(info.id)  # as `mantissa tokens revoke` would
+    assert auth.CACHE_SECS <= 5
+    monkeypatch.setattr(auth, "CACHE_SECS", 0.0)  # ... once the cache time has passed
+    assert client.get("/auth/me", headers=bearer(secret)).status_code == 401
 
 
 def test_ingest_tokens_cannot_sign_in(client, tokens):

@@ -55,6 +55,9 @@ CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # last_used_at is written at most this often per token (a read per request, not a write)
 _TOUCH_SECS = 60.0
+# a verified token or session is trusted this long without another database read; a
+# revocation in this process applies at once, one made elsewhere (the CLI) within this
+CACHE_SECS = 5.0
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -181,6 +184,33 @@ class TokenStore:
         self.state = state
         self.session_ttl_secs = session_ttl_secs
         self._touched: dict[str, float] = {}
+        # digest → (principal, token expiry, monotonic time it was read)
+        self._cache: dict[str, tuple[Principal, dt.datetime | None, float]] = {}
+
+    def _cached(self, digest: str) -> Principal | None:
+        hit = self._cache.get(digest)
+        if hit is None:
+            return None
+        principal, expires_at, read_at = hit
+        if time.monotonic() - read_at > CACHE_SECS or (
+            expires_at is not None and expires_at <= utcnow()
+        ):
+            self._cache.pop(digest, None)
+            return None
+        return principal
+
+    def _remember(self, digest: str, principal: Principal, expires_at: dt.datetime | None) -> None:
+        if len(self._cache) > 10_000:
+            self._cache.clear()  # bounded: a flood of distinct credentials cannot grow it
+        self._cache[digest] = (principal, expires_at, time.monotonic())
+
+    def forget(self, token_id: str | None = None) -> None:
+        """Drop cached credentials (of one token, or all)."""
+        if token_id is None:
+            self._cache.clear()
+            return
+        for k in [k for k, v in self._cache.items() if v[0].token_id == token_id]:
+            self._cache.pop(k, None)
 
     # -- tokens ---------------------------------------------------------------
     def create(
@@ -244,6 +274,7 @@ class TokenStore:
                 if exists is None:
                     raise NotFound(f"token {token_id} not found", hint="see `mantissa tokens list`")
             conn.execute(api_sessions.delete().where(api_sessions.c.token_id == token_id))
+        self.forget(token_id)
         return self.get(token_id)
 
     def authenticate(self, secret: str) -> Principal:
@@ -251,6 +282,9 @@ class TokenStore:
         if not secret or len(secret) > 512:
             raise Unauthorized("invalid API token")
         digest = hash_secret(secret)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
         try:
             with self.state.engine.connect() as conn:
                 row = (
@@ -269,7 +303,9 @@ class TokenStore:
         if info.expires_at is not None and info.expires_at <= utcnow():
             raise Unauthorized("this API token has expired")
         self._touch(info.id)
-        return Principal(info.id, info.name, info.role, "token")
+        principal = Principal(info.id, info.name, info.role, "token")
+        self._remember(digest, principal, info.expires_at)
+        return principal
 
     def _touch(self, token_id: str) -> None:
         now = time.monotonic()
@@ -310,6 +346,10 @@ class TokenStore:
         """The principal behind a session cookie (its token must still be active)."""
         if not sid or len(sid) > 256:
             raise Unauthorized("invalid session", hint="sign in again")
+        digest = "session:" + hash_secret(sid)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
         with self.state.engine.connect() as conn:
             row = (
                 conn.execute(
@@ -329,9 +369,13 @@ class TokenStore:
         if not info.active:
             raise Unauthorized("the token behind this session is no longer valid")
         self._touch(info.id)
-        return Principal(info.id, info.name, info.role, "session", row["csrf_token"])
+        principal = Principal(info.id, info.name, info.role, "session", row["csrf_token"])
+        soonest = min(expires, info.expires_at) if info.expires_at else expires
+        self._remember(digest, principal, soonest)
+        return principal
 
     def close_session(self, sid: str) -> None:
+        self._cache.pop("session:" + hash_secret(sid), None)
         with self.state.begin() as conn:
             conn.execute(
                 api_sessions.delete().where(api_sessions.c.session_hash == hash_secret(sid))
