@@ -9,7 +9,6 @@ import datetime as dt
 from typing import Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from mantissa.cli.app import Format, app, runtime
@@ -143,7 +142,9 @@ def trace_logs(rt: Any, tree: dict[str, Any], limit: int = 200) -> list[dict[str
     return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
 
 
-def render_waterfall(tree: dict[str, Any], spans: list[dict[str, Any]], width: int = 40) -> None:
+def render_waterfall(tree: dict[str, Any], spans: list[dict[str, Any]]) -> None:
+    """One line per span: tree indent, service, duration and a bar to scale on the
+    trace's timeline; errors get a second line with the exception or status message."""
     total = max(tree["duration_ms"], 1e-6)
     title = (
         f"trace {tree['trace_id']}  {tree['span_count']} spans  "
@@ -151,50 +152,44 @@ def render_waterfall(tree: dict[str, Any], spans: list[dict[str, Any]], width: i
         + (f"  [red]{tree['errors']} errors[/red]" if tree["errors"] else "")
         + (f"  [yellow]{tree['orphans']} orphan(s)[/yellow]" if tree["orphans"] else "")
     )
-    table = Table(title=title, header_style="bold cyan", show_lines=False, expand=False)
-    table.add_column("span", overflow="ellipsis", max_width=48, no_wrap=True)
-    table.add_column("service", overflow="ellipsis", max_width=20, no_wrap=True)
-    table.add_column("ms", justify="right")
-    table.add_column("timeline", no_wrap=True)
-    table.add_column("status", overflow="fold", max_width=40)
+    console.print(title)
+    name_w, svc_w, ms_w = 36, 14, 9
+    width = max(10, min(80, console.width - name_w - svc_w - ms_w - 5))
     palette = ["cyan", "magenta", "green", "blue", "yellow", "bright_cyan", "bright_magenta"]
     colour = {s: palette[i % len(palette)] for i, s in enumerate(tree["services"])}
+    header = Text(f"{'span':<{name_w}} {'service':<{svc_w}} {'ms':>{ms_w}} ", style="bold cyan")
+    header.append("0" + " " * (width - 1 - len(f"{total:.0f}ms")) + f"{total:.0f}ms")
+    console.print(header)
     for s in spans:
-        start = int(s["offset_ms"] / total * width)
-        length = max(1, round(s["duration_ms"] / total * width))
-        start = min(start, width - 1)
-        length = min(length, width - start)
+        start = min(int(s["offset_ms"] / total * width), width - 1)
+        length = min(max(1, round(s["duration_ms"] / total * width)), width - start)
         err = s["status_code"] == "ERROR"
-        bar = Text(" " * start)
-        bar.append("█" * length, style="red" if err else colour[s["service_name"]])
-        bar.append(" " * (width - start - length))
-        label = Text("  " * s["depth"] + ("└ " if s["depth"] else ""))
-        label.append(s["name"], style="bold" if s["depth"] == 0 else "")
-        if s.get("orphan"):
-            label.append(" (parent missing)", style="yellow")
-        status = Text()
+        indent = "  " * s["depth"]
+        label = indent + s["name"] + (" (parent missing)" if s.get("orphan") else "")
+        if len(label) > name_w:
+            label = label[: name_w - 1] + "…"
+        line = Text(f"{label:<{name_w}} ", style="yellow" if s.get("orphan") else "")
+        svc = s["service_name"][:svc_w]
+        line.append(f"{svc:<{svc_w}} ", style=colour[s["service_name"]])
+        line.append(f"{s['duration_ms']:>{ms_w}.1f} ")
+        line.append("·" * start, style="dim")
+        line.append("█" * length, style="red" if err else colour[s["service_name"]])
+        line.append("·" * (width - start - length), style="dim")
+        console.print(line, no_wrap=True, overflow="ellipsis")
         if err:
-            status.append("ERROR", style="bold red")
-            detail = s.get("exception_type") or s.get("status_message")
-            if detail:
-                status.append(f" {detail}", style="red")
-            if s.get("exception_message"):
-                status.append(f": {s['exception_message']}", style="red")
-        elif s["status_code"] == "OK":
-            status.append("OK", style="green")
-        table.add_row(
-            label,
-            Text(s["service_name"], style=colour[s["service_name"]]),
-            f"{s['duration_ms']:.1f}",
-            bar,
-            status,
-        )
-    console.print(table)
+            detail = s.get("exception_type") or "ERROR"
+            msg = s.get("exception_message") or s.get("status_message")
+            console.print(
+                Text(f"{indent}  ✗ {detail}" + (f": {msg}" if msg else ""), style="red"),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
     logs = tree.get("logs") or []
     if logs:
+        cols = ["event_time", "source", "host", "event_type", "outcome", "message"]
         print_table(
-            ["event_time", "source", "host", "event_type", "outcome", "message"],
-            [[r.get(c) for c in ("event_time", "source", "host", "event_type", "outcome", "message")] for r in logs],
+            cols,
+            [[r.get(c) for c in cols] for r in logs],
             title=f"Log lines of this trace ({len(logs)})",
             max_width=80,
         )
