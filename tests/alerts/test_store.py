@@ -141,3 +141,27 @@ def test_concurrent_upserts_of_one_dedup_key_make_one_alert(store: AlertStore) -
     assert not errors
     assert len(set(ids)) == 1
     assert store.get(ids[0]).count == 8
+
+
+def test_upsert_many_matches_one_by_one(store: AlertStore) -> None:
+    old, _ = store.upsert(candidate(dedup_key="existing"))
+    closed, _ = store.upsert(candidate(dedup_key="reopened"))
+    store.set_status(closed.id, "closed", "ann")
+    t1 = T0 + dt.timedelta(minutes=1)
+    batch = [
+        candidate(dedup_key="new1"),
+        candidate(dedup_key="existing", first_seen=t1, last_seen=t1, evidence_event_ids=["b"]),
+        candidate(dedup_key="new1", first_seen=t1, last_seen=t1, evidence_event_ids=["c"], count=2),
+        candidate(dedup_key="reopened", first_seen=t1, last_seen=t1, evidence_event_ids=["d"]),
+    ]
+    res = store.upsert_many(batch)
+    assert [created for _, created in res] == [True, False, False, True]
+    assert res[0][0].id == res[2][0].id and store.get(res[0][0].id).count == 3
+    assert res[1][0].id == old.id and store.get(old.id).count == 2
+    assert res[3][0].id != closed.id
+    assert store.list(dedup_key="reopened")[1] == 2
+    # the dedup key now points at the new alert: a later match updates it
+    again, created = store.upsert(
+        candidate(dedup_key="reopened", first_seen=t1, last_seen=t1, evidence_event_ids=["e"])
+    )
+    assert not created and again.id == res[3][0].id

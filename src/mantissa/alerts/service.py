@@ -88,7 +88,7 @@ class AlertService:
         Returns the alerts created or updated, in the order of ``candidates`` (one per
         distinct alert), with their delivery records.
         """
-        results: list[tuple[Alert, bool]] = [self.store.upsert(c) for c in candidates]
+        results: list[tuple[Alert, bool]] = self.store.upsert_many(candidates)
         created = [a for a, new in results if new]
         if created:
             self._enrich(created)
@@ -163,6 +163,7 @@ class AlertService:
                     queued.setdefault(alert_id, []).append(dest)
             for d, alert in marks:
                 self.router.mark_sent(d, alert, conn)
+            entries: dict[str, dict[str, Any]] = {}
             for alert_id, (fired, suppressed) in notes.items():
                 entry: dict[str, Any] = {
                     "actor": "router",
@@ -172,7 +173,8 @@ class AlertService:
                 }
                 if suppressed:
                     entry["suppressed_routes"] = suppressed
-                self.store.append_history(alert_id, entry, conn)
+                entries[alert_id] = entry
+            self.store.append_history_many(conn, entries)
         return queued
 
     # -- people acting on alerts --------------------------------------------------------

@@ -167,6 +167,94 @@ class AlertStore:
                 raise StateError(f"alert store: {exc.orig}") from None
         raise StateError(f"could not store alert for dedup key {candidate.dedup_key!r}")
 
+    def upsert_many(
+        self, candidates: list[AlertCandidate], actor: str = "detection"
+    ) -> list[tuple[Alert, bool]]:
+        """:meth:`upsert` for a batch: one transaction and a handful of statements for the
+        whole batch when nobody races us; else one by one."""
+        if not candidates:
+            return []
+        try:
+            with self.state.begin() as conn:
+                return self._upsert_batch(conn, candidates, actor)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError):
+            return [self.upsert(c, actor) for c in candidates]
+
+    def _upsert_batch(
+        self, conn: Connection, cands: list[AlertCandidate], actor: str
+    ) -> list[tuple[Alert, bool]]:
+        now = utcnow()
+        keys = sorted({c.dedup_key for c in cands})
+        locked = 0
+        links: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            # lock first (see _upsert), in key order so concurrent batches cannot deadlock
+            locked += conn.execute(
+                alert_dedup.update()
+                .where(alert_dedup.c.dedup_key.in_(chunk))
+                .values(alert_id=alert_dedup.c.alert_id)
+            ).rowcount
+            links.update(
+                conn.execute(
+                    sa.select(alert_dedup.c.dedup_key, alert_dedup.c.alert_id).where(
+                        alert_dedup.c.dedup_key.in_(chunk)
+                    )
+                ).all()
+            )
+        if len(links) != locked:
+            raise sa.exc.IntegrityError("dedup keys appeared", None, Exception("race"))
+        rows: dict[str, Any] = {}
+        ids = list(links.values())
+        for i in range(0, len(ids), 500):
+            for r in conn.execute(
+                sa.select(alerts).where(alerts.c.id.in_(ids[i : i + 500]))
+            ).mappings():
+                rows[r["id"]] = r
+        out: list[tuple[Alert, bool] | None] = [None] * len(cands)
+        seen: set[str] = set()
+        later: list[int] = []
+        new_rows: list[dict[str, Any]] = []
+        new_links: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for i, c in enumerate(cands):
+            if c.dedup_key in seen:
+                later.append(i)  # the same key again: handled once the first is written
+                continue
+            seen.add(c.dedup_key)
+            suppress = (
+                c.suppress_secs if c.suppress_secs is not None else self.default_suppress_secs
+            )
+            link = links.get(c.dedup_key)
+            row = rows.get(link) if link else None
+            if row is not None and row["status"] in _ACTIVE:
+                last_seen = as_utc(row["last_seen"])
+                assert last_seen is not None
+                if c.first_seen - last_seen <= dt.timedelta(seconds=suppress):
+                    out[i] = (self._update_existing(conn, row, c, now), False)
+                    continue
+            values = self._values(c, new_alert_id(), now, actor)
+            new_rows.append(values)
+            if link is None:
+                new_links.append({"dedup_key": c.dedup_key, "alert_id": values["id"]})
+            else:
+                moved.append({"_k": c.dedup_key, "_id": values["id"]})
+            out[i] = (self._from_row(values, []), True)
+        if new_rows:
+            conn.execute(alerts.insert(), new_rows)
+        if new_links:
+            conn.execute(alert_dedup.insert(), new_links)
+        if moved:
+            conn.execute(
+                alert_dedup.update()
+                .where(alert_dedup.c.dedup_key == sa.bindparam("_k"))
+                .values(alert_id=sa.bindparam("_id")),
+                moved,
+            )
+        for i in later:
+            out[i] = self._upsert(conn, cands[i], actor)
+        return [r for r in out if r is not None]
+
     def _upsert(self, conn: Connection, c: AlertCandidate, actor: str) -> tuple[Alert, bool]:
         now = utcnow()
         suppress = c.suppress_secs if c.suppress_secs is not None else self.default_suppress_secs
@@ -420,6 +508,28 @@ class AlertStore:
             )
             merged = {**dict(row), "status": new.value, "history": history, "updated_at": now}
             return self._from_row(merged, self._deliveries(conn, alert_id))
+
+    def append_history_many(self, conn: Connection, entries: dict[str, dict[str, Any]]) -> None:
+        """Append one history entry to each of several alerts (two statements in all)."""
+        if not entries:
+            return
+        at = utcnow().isoformat()
+        ids = list(entries)
+        params = []
+        for i in range(0, len(ids), 500):
+            for alert_id, history in conn.execute(
+                sa.select(alerts.c.id, alerts.c.history).where(alerts.c.id.in_(ids[i : i + 500]))
+            ):
+                params.append(
+                    {"_id": alert_id, "_h": [*list(history or []), {"at": at, **entries[alert_id]}]}
+                )
+        if params:
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == sa.bindparam("_id"))
+                .values(history=sa.bindparam("_h")),
+                params,
+            )
 
     def append_history(
         self, alert_id: str, entry: dict[str, Any], conn: Connection | None = None
