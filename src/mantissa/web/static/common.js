@@ -194,6 +194,9 @@ export function dataTable(columns, rows, { onOpen, caption, rowClass, render } =
         if (field && v !== null && v !== undefined && v !== "" && typeof v !== "object") {
           return el("td", {}, pivotLink(field, String(v)));
         }
+        if (typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v)) {
+          return el("td", { class: "ts" }, el("time", { datetime: v }, fmtTime(v)));
+        }
         const text = cellText(v);
         return el("td", { title: text.length > 80 ? text : null }, text.length > 300 ? `${text.slice(0, 300)}…` : text);
       });

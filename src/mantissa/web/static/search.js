@@ -102,6 +102,13 @@ function render(answer) {
       answer.elapsed_ms != null ? ` · ${Math.round(answer.elapsed_ms)} ms` : "",
       range ? ` · time range ${range}` : "",
       answer.truncated ? " · truncated" : ""));
+  if (answer.answered === false) {
+    meta.append(el("div", { class: "error-box", id: "not-understood" },
+      answer.summary || "I could not map this question.",
+      answer.understood ? el("div", { class: "small" }, `Understood: ${typeof answer.understood === "string" ? answer.understood : JSON.stringify(answer.understood)}`) : null,
+      (answer.suggestions || []).length ? el("ul", {}, answer.suggestions.map((q) =>
+        el("li", {}, el("button", { type: "button", class: "link", onclick: () => { box.value = q; runBox(); } }, q)))) : null));
+  }
   const table = dataTable(answer.columns, answer.rows);
   table.id = "results-table";
   clear(results, table);
