@@ -147,6 +147,11 @@ async def _export(request: Request, signal: str, principal: Any) -> Response:
 
 _OTLP_DOC = {
     "description": "OTLP/HTTP export (binary protobuf or JSON; gzip or deflate).",
+    "responses": {
+        415: {"description": "Unsupported Content-Type or Content-Encoding"},
+        429: {"description": "Saturated; retry after Retry-After"},
+        503: {"description": "Unavailable; retry after Retry-After"},
+    },
     "openapi_extra": {
         "requestBody": {
             "content": {
