@@ -31,7 +31,9 @@ class Runtime:
 
     @cached_property
     def storage(self) -> Storage:
-        return open_storage(self.config.lake.url, self.data_dir / "lake")
+        return open_storage(
+            self.config.lake.url, self.data_dir / "lake", self.config.lake.endpoint_url
+        )
 
     @cached_property
     def engine(self) -> QueryEngine:

@@ -30,6 +30,32 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def committed_files(storage: Storage, specs: dict[str, TableSpec]) -> dict[str, list[str]]:
+    """URIs of every table's committed Parquet files, from one listing per top-level prefix."""
+    out: dict[str, list[str]] = {}
+    roots = sorted({spec.prefix.split("/", 1)[0] for spec in specs.values()})
+    by_prefix = sorted(((spec.prefix, name) for name, spec in specs.items()), reverse=True)
+    for root in roots:
+        for obj in storage.list(root, ".parquet"):
+            if parse_partition(obj.key) is None:
+                continue
+            for prefix, name in by_prefix:
+                if obj.key.startswith(prefix + "/"):
+                    out.setdefault(name, []).append(storage.uri(obj.key))
+                    break
+    return out
+
+
+def _file_list_view_sql(spec: TableSpec, uris: list[str], empty: Any) -> str:
+    if not uris:
+        return str(empty(spec, False))
+    files = ", ".join(_q(u) for u in uris)
+    return (
+        f"SELECT * FROM read_parquet([{files}], hive_partitioning=true, "
+        f"union_by_name=true, hive_types={_HIVE_TYPES})"
+    )
+
+
 class DuckDBEngine(QueryEngine):
     type = "duckdb"
     dialect = "duckdb"
@@ -73,11 +99,18 @@ class DuckDBEngine(QueryEngine):
         con.execute(f"SET memory_limit={_q(self.memory_limit)}")
         specs = tables()
         log_tables = []
+        # Object stores: hand DuckDB the committed file list (a glob would also see
+        # uncommitted or compacted-away objects; see lake/objectstore.py).
+        remote = None if self.storage.is_local() else committed_files(self.storage, specs)
+        if remote is not None:
+            self.storage.attach(con)
         for name, spec in specs.items():
-            has_files = self.storage.is_local() and any(
-                True for _ in self.storage.list(spec.prefix, ".parquet")
-            )
-            con.execute(f'CREATE VIEW "{name}" AS {self._view_sql(spec, has_files)}')
+            if remote is not None:
+                view = _file_list_view_sql(spec, remote.get(name, []), self._view_sql)
+            else:
+                has_files = any(True for _ in self.storage.list(spec.prefix, ".parquet"))
+                view = self._view_sql(spec, has_files)
+            con.execute(f'CREATE VIEW "{name}" AS {view}')
             if spec.kind == "logs":
                 log_tables.append(name)
         common = ", ".join(f'"{c}"' for c in COMMON_COLUMNS)

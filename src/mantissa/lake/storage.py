@@ -12,9 +12,10 @@ import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,24 @@ class Storage(ABC):
 
     def is_local(self) -> bool:
         return False
+
+    def publish(self, files: dict[str, Path], remove: Iterable[str] = ()) -> None:
+        """Publish several local files (key → path) and retire ``remove`` keys.
+
+        Object stores commit the whole set in one marker per partition (see
+        ``lake/objectstore.py``); the local folder publishes file by file.
+        """
+        for key, local in files.items():
+            self.put_file(local, key)
+        for key in remove:
+            self.delete(key)
+
+    def attach(self, con: Any) -> None:  # noqa: B027 - optional hook
+        """Let a DuckDB connection read :meth:`uri` locations (object stores register a filesystem)."""
+
+    def describe(self) -> str:
+        """Where the lake is, for messages (no credentials)."""
+        return self.uri()
 
 
 def _hidden(name: str) -> bool:
@@ -140,16 +159,22 @@ class LocalStorage(Storage):
         return d
 
 
-def open_storage(url: str | None, default_root: Path) -> Storage:
-    """Open the lake at ``url`` (a local path; object stores register their schemes)."""
+def open_storage(
+    url: str | None, default_root: Path, endpoint_url: str | None = None
+) -> Storage:
+    """Open the lake at ``url``: a local path, or ``s3://``, ``gs://``, ``az://`` object storage."""
     if url is None:
         return LocalStorage(default_root)
     if "://" in url and not url.startswith("file://"):
-        scheme = url.split("://", 1)[0]
-        from mantissa.errors import ConfigError
+        scheme = url.split("://", 1)[0].lower()
+        from mantissa.lake.objectstore import SCHEMES, ObjectStorage
 
-        raise ConfigError(
-            f"lake url scheme {scheme!r} is not available in this build",
-            hint="use a local path; object stores (s3://, gs://, az://) arrive with the scale-out module",
-        )
+        if scheme not in SCHEMES:
+            from mantissa.errors import ConfigError
+
+            raise ConfigError(
+                f"lake url scheme {scheme!r} is not supported",
+                hint="use a local path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix",
+            )
+        return ObjectStorage(url, endpoint_url=endpoint_url, scratch=default_root / ".staging")
     return LocalStorage(url.removeprefix("file://"))

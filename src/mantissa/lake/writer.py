@@ -12,6 +12,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
@@ -46,6 +47,7 @@ class LakeWriter:
         self.storage = storage
         self.con = con
         self.prefix = prefix
+        storage.attach(con)
         self._clean_stale_staging()
 
     def _clean_stale_staging(self) -> None:
@@ -116,6 +118,7 @@ class LakeWriter:
                 ).fetchone()[0]  # type: ignore[index]
             res.rows = int(written or 0)
             res.duplicates = int(total) - res.rows
+            publish: dict[str, Path] = {}
             for f in sorted(staging.rglob("*.parquet")):
                 rel = f.relative_to(staging)
                 part_dir = "/".join(
@@ -126,9 +129,11 @@ class LakeWriter:
                 name = batch_id if suffix in ("0", "") else f"{batch_id}-{suffix}"
                 key = f"{self.prefix}/{part_dir}/{name}.parquet"
                 res.bytes += f.stat().st_size
-                self.storage.put_file(f, key)
+                publish[key] = f
                 res.files += 1
                 res.partitions.add(f"{self.prefix}/{part_dir}")
+            # one commit for the whole batch (object stores: a marker per partition)
+            self.storage.publish(publish)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return res
