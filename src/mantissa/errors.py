@@ -8,6 +8,7 @@
     │   ├── QueryRejected      the SQL guard refused the statement
     │   ├── QueryTimeout       the statement ran past its timeout
     │   └── BudgetExceeded     the cost estimate is over budget
+    ├── StorageError           the lake's object store failed (bucket, permission, region)
     ├── StateError             the state store failed
     ├── LLMError               an LLM provider failed (ask tier); never carries the key
     │   ├── LLMRateLimited     the provider said 429 / throttled (retryable)
@@ -75,6 +76,13 @@ class QueryTimeout(QueryError):
 class BudgetExceeded(QueryError):
     code = "budget_exceeded"
     http_status = 402
+
+
+class StorageError(MantissaError):
+    """The lake's object store refused or failed (bucket, permissions, credentials, region)."""
+
+    code = "storage_error"
+    http_status = 502
 
 
 class StateError(MantissaError):

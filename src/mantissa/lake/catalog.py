@@ -117,6 +117,7 @@ def table_stats(storage: Storage, spec: TableSpec) -> TableStats:
     if files:
         con = duckdb.connect()
         con.execute("SET TimeZone='UTC'")
+        storage.attach(con)
         uris = ", ".join("'" + storage.uri(f.key).replace("'", "''") + "'" for f in files)
         col = spec.time_column
         r = con.execute(
