@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,13 +16,26 @@ from tests.sources.harness import parse_files
 
 _END = dt.datetime(2024, 3, 4, 12, 0, tzinfo=dt.UTC)
 
-ATTACKS = {
-    # source: (event_type, minimum count from the attacker's address)
-    "duo": ("authentication", 18),
-    "google_workspace": ("download", 100),
-    "microsoft_365": ("New-InboxRule", 1),
-    "github": ("repo.access", 1),
-    "kubernetes": ("create pods/exec", 1),
+A1 = ATTACKER_IPS[1]
+
+# source: (what marks a planted row, event_type, minimum count)
+ATTACKS: dict[str, tuple[Callable[[dict[str, Any]], bool], str, int]] = {
+    "duo": (lambda r: r["src_ip"] == A1, "authentication", 18),
+    "google_workspace": (lambda r: r["src_ip"] == A1, "download", 100),
+    "microsoft_365": (lambda r: r["src_ip"] == A1, "New-InboxRule", 1),
+    "github": (lambda r: r["src_ip"] == A1, "repo.access", 1),
+    "kubernetes": (lambda r: r["src_ip"] == A1, "create pods/exec", 1),
+    "onepassword": (lambda r: r["src_ip"] == A1, "item:reveal", 20),
+    "slack_audit": (lambda r: r["src_ip"] == A1, "file_downloaded", 40),
+    "salesforce": (lambda r: r["src_ip"] == A1, "ReportExport", 12),
+    "snowflake": (lambda r: r["src_ip"] == ATTACKER_IPS[3], "LOGIN", 7),
+    "crowdstrike": (lambda r: r["dst_ip"] == ATTACKER_IPS[0], "NetworkConnectIP4", 6),
+    "docker": (
+        lambda r: "nsenter" in (r["event_type"] or ""),
+        "container.exec_start: nsenter -t 1 -m -u -i -n sh",
+        1,
+    ),
+    "jamf": (lambda r: r["user"] == "mallory" and r["src_ip"] is None, "RestAPIOperation", 2),
 }
 
 
@@ -31,12 +46,12 @@ def test_generator_output_parses_and_holds_the_attack(source, tmp_path):
     files = mod.generate(Scenario(seed=3, days=2), tmp_path / "in")
     parsed = parse_files(source, [Path(f) for f in files], tmp_path / "lake")
     assert parsed.summary.rejected == 0, parsed.rejections[:3]
-    assert parsed.summary.events > 100
-    kind, minimum = ATTACKS[source]
-    hits = Counter(r["event_type"] for r in parsed.rows if r["src_ip"] == ATTACKER_IPS[1])
+    assert parsed.summary.events > 60
+    planted, kind, minimum = ATTACKS[source]
+    hits = Counter(r["event_type"] for r in parsed.rows if planted(r))
     assert hits[kind] >= minimum, hits
     # benign activity outweighs the attack
-    assert sum(1 for r in parsed.rows if r["src_ip"] != ATTACKER_IPS[1]) > 2 * sum(hits.values())
+    assert sum(1 for r in parsed.rows if not planted(r)) > 2 * sum(hits.values())
 
 
 def test_duo_push_bombing_ends_in_an_approval(tmp_path):
