@@ -5,7 +5,9 @@ import { api, ago, boot, clear, dataTable, el, errorBox, fmtTime, severityBadge 
 
 const main = document.getElementById("main");
 const SVG = "http://www.w3.org/2000/svg";
-const COLORS = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#f97316", "#64748b"];
+const BASE = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#f97316", "#64748b"];
+// ten hand-picked colours, then evenly spread hues (golden angle) for more sources
+const color = (j) => (j < BASE.length ? BASE[j] : `hsl(${Math.round((j * 137.508) % 360)} 60% ${j % 2 ? 42 : 58}%)`);
 const SEVERITIES = ["critical", "high", "medium", "low", "informational"];
 const STALE_HOURS = 24;
 
@@ -34,9 +36,9 @@ function chart(events) {
     totals.set(e.bucket, totals.get(e.bucket) + e.events);
   }
   const max = Math.max(...totals.values(), 1);
-  const W = 900; const H = 220; const left = 48; const bottom = 22;
+  const W = 900; const H = 220; const left = 48; const bottom = 22; const top = 12;
   const bw = (W - left) / buckets.length;
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H + bottom}`, class: "chart", role: "img", "aria-label": "Events per source over time" });
+  const root = svg("svg", { viewBox: `0 ${-top} ${W} ${H + bottom + top}`, class: "chart", role: "img", "aria-label": "Events per source over time" });
   for (const frac of [0, 0.5, 1]) {
     const y = H - frac * H;
     root.append(svg("line", { x1: left, x2: W, y1: y, y2: y, class: "grid" }),
@@ -49,7 +51,7 @@ function chart(events) {
       if (!n) return;
       const h = (n / max) * H;
       y -= h;
-      root.append(svg("rect", { x: left + i * bw + 1, y, width: Math.max(1, bw - 2), height: h, fill: COLORS[j % COLORS.length] },
+      root.append(svg("rect", { x: left + i * bw + 1, y, width: Math.max(1, bw - 2), height: h, fill: color(j) },
         svg("title", {}, `${fmtTime(b)} · ${s}: ${n.toLocaleString()}`)));
     });
     if (buckets.length <= 12 || i % Math.ceil(buckets.length / 8) === 0) {
@@ -58,8 +60,12 @@ function chart(events) {
     }
   });
   const legend = el("ul", { class: "legend" }, sources.map((s, j) =>
-    el("li", {}, el("span", { class: "swatch", style: null, dataset: { color: j % COLORS.length } }), s)));
+    el("li", {}, swatch(color(j)), s)));
   return el("div", {}, root, legend);
+}
+
+function swatch(fill) {
+  return svg("svg", { class: "swatch", viewBox: "0 0 12 12", "aria-hidden": "true" }, svg("rect", { width: 12, height: 12, rx: 2, fill }));
 }
 
 async function load() {
