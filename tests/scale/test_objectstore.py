@@ -59,6 +59,7 @@ def s3_keys(bucket: str, prefix: str = "") -> list[str]:
     return keys
 
 
+@pytest.mark.slow
 def test_ingest_query_stats_on_s3(s3_data_dir: Path, bucket: str, tmp_path: Path) -> None:
     src = tmp_path / "ev.ndjson"
     write_events(src, 2000)
@@ -87,6 +88,7 @@ def test_ingest_query_stats_on_s3(s3_data_dir: Path, bucket: str, tmp_path: Path
     assert ct["max_files_per_partition"] == 1
 
 
+@pytest.mark.slow
 def test_uncommitted_files_are_invisible(s3_data_dir: Path, bucket: str, tmp_path: Path) -> None:
     """A data file without a commit marker (a writer killed before committing) is not read."""
     src = tmp_path / "ev.ndjson"
