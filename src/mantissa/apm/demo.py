@@ -437,4 +437,22 @@ def traces_step(ctx: DemoContext) -> None:
         tid = bad[0]["trace_id"]
         ctx.results["apm"]["failing_trace"] = tid
         con.print(f"  a failing checkout: [bold]mantissa apm trace {tid}[/bold]")
+    alerts = run_apm_rules(rt, "4h")
+    ctx.results["apm"]["alerts"] = [a.rule_title for a in alerts]
+    for title in sorted({a.rule_title for a in alerts}):
+        con.print(f"  [bold red]alert[/bold red] {title}")
     con.print("  try: mantissa apm services --since 1h · mantissa apm service-map")
+
+
+def run_apm_rules(runtime: Any, since: str) -> list[Any]:
+    """Run the built-in APM rules (``rules/sigma/apm``) through the detection engine."""
+    try:
+        from mantissa.detect.engine import DetectionEngine
+        from mantissa.detect.rules import RuleIndex
+    except ModuleNotFoundError:
+        return []
+    index = RuleIndex.load(runtime)
+    ids = [r.id for r in index.rules if "/sigma/apm/" in str(r.path).replace("\\", "/")]
+    if not ids:
+        return []
+    return DetectionEngine(runtime).run(since=since, rule_ids=ids)

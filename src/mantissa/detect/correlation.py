@@ -71,6 +71,7 @@ class Aggregation:
     threshold: float = 0
     timeframe_secs: int | None = None
     refs: list[str] = dc_field(default_factory=list)  # temporal_ordered: rule order
+    percentile: float | None = None  # value_percentile: which percentile of ``field``
 
     def describe(self) -> str:
         fn = {"distinct": f"count({self.field})"}.get(
@@ -149,6 +150,13 @@ def metric_columns(
                 "agg_value",
             )
         )
+    elif fn == "percentile":
+        # value_percentile: the group's p-th percentile of the field against the threshold
+        num = exp.TryCast(this=exp.column("agg_field"), to=exp.DataType.build("DOUBLE"))
+        q = exp.Literal.number((agg.percentile or 50) / 100.0)
+        cols.append(
+            exp.alias_(_over(exp.PercentileCont(this=num, expression=q), partition), "agg_value")
+        )
     else:
         num = exp.TryCast(this=exp.column("agg_field"), to=exp.DataType.build("DOUBLE"))
         f = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn]
@@ -200,6 +208,7 @@ def correlation_aggregation(sigma: object) -> Aggregation:
         SigmaCorrelationType.TEMPORAL_ORDERED: "temporal_ordered",
         SigmaCorrelationType.VALUE_SUM: "sum",
         SigmaCorrelationType.VALUE_AVG: "avg",
+        SigmaCorrelationType.VALUE_PERCENTILE: "percentile",
     }.get(ctype)
     if fn is None:
         raise UnsupportedRule(f"correlation type {ctype.name.lower()} is not supported")
@@ -222,4 +231,7 @@ def correlation_aggregation(sigma: object) -> Aggregation:
         threshold=n,
         timeframe_secs=int(sigma.timespan.seconds) if sigma.timespan else None,  # type: ignore[attr-defined]
         refs=refs,
+        percentile=float(cond.percentile)
+        if fn == "percentile" and getattr(cond, "percentile", None) is not None
+        else None,
     )

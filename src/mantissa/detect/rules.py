@@ -426,6 +426,7 @@ def parse_text(
                 RuleIssue(str(path), _line_of(text, "condition:"), exc.message, rule_id=d.get("id"))
             ]
     raw_docs = copy.deepcopy(docs)
+    native_ids = _reference_compat(docs)
     loc = SigmaRuleLocation(path)
     try:
         coll = SigmaCollection.from_dicts(
@@ -456,6 +457,7 @@ def parse_text(
                 )
                 continue
         rid = str(srule.id) if srule.id else (srule.name or path.stem)
+        rid = native_ids.get(n, rid)
         if isinstance(srule, SigmaCorrelationRule):
             kind, table, logsource = "correlation", None, {}
         else:
@@ -518,3 +520,24 @@ def parse_text(
 
 def new_rule_id() -> str:
     return str(uuid.uuid4())
+
+
+def _reference_compat(docs: list[Any]) -> dict[int, str]:
+    """Accept the module reference's rule spelling (``id: apm-error-payment-001``, bare
+    tags like ``apm``), which pySigma rejects: a non-UUID id is kept as the rule's id and
+    given a stable UUID for pySigma; a bare tag gets the ``mantissa.`` namespace."""
+    native: dict[int, str] = {}
+    for n, d in enumerate(docs):
+        if not isinstance(d, dict):
+            continue
+        rid = d.get("id")
+        if isinstance(rid, str) and rid.strip():
+            try:
+                uuid.UUID(rid)
+            except ValueError:
+                native[n] = rid
+                d["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "mantissa-rule:" + rid))
+        tags = d.get("tags")
+        if isinstance(tags, list):
+            d["tags"] = [t if not isinstance(t, str) or "." in t else f"mantissa.{t}" for t in tags]
+    return native

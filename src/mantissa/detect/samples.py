@@ -51,6 +51,10 @@ class SampleResult:
         }
 
 
+# APM rules' samples are spans / data points, written through the OTLP decoder
+APM_SAMPLE_SOURCES = ("otlp_traces", "otlp_metrics")
+
+
 def samples_path(rule: Rule) -> Path:
     p = Path(rule.path)
     return p.with_name(p.name.rsplit(".", 1)[0] + SAMPLES_SUFFIX)
@@ -68,6 +72,10 @@ def _ingest(events: list[Any], source: str, root: Path, con: Any) -> tuple[Any, 
     from mantissa.lake.storage import open_storage
     from mantissa.sources.base import get_source
 
+    if source in APM_SAMPLE_SOURCES:
+        from mantissa.apm.samples import ingest_samples
+
+        return ingest_samples(events, source, root)
     root.mkdir(parents=True, exist_ok=True)
     storage = open_storage(None, root / "lake")
     summary = None
@@ -97,7 +105,7 @@ def run_rule_samples(rule: Rule, index: RuleIndex, work: Path, con: Any) -> Samp
         return res
     from mantissa.sources.base import registry
 
-    if source not in registry():
+    if source not in registry() and source not in APM_SAMPLE_SOURCES:
         res.skipped = True
         res.passed = True
         res.error = f"skipped: no {source} parser in this installation"
