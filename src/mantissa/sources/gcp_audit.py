@@ -96,7 +96,13 @@ class GcpAudit(JsonSource):
         "event_id": "CASE WHEN insertId <> '' THEN logName || ':' || insertId END",
         "event_type": "protoPayload.methodName",
         "outcome": (
-            "CASE WHEN coalesce(protoPayload.status.code, 0) = 0 THEN 'success' ELSE 'failure' END"
+            # a denied permission check fails the call even without a status (data access
+            # logs); no status and no authorization info says nothing about the outcome
+            "CASE WHEN coalesce(protoPayload.status.code, 0) <> 0 THEN 'failure' "
+            "WHEN list_contains(CAST(json_extract(protoPayload.authorizationInfo, "
+            "'$[*].granted') AS VARCHAR[]), 'false') THEN 'failure' "
+            "WHEN protoPayload.status IS NOT NULL "
+            "OR json_array_length(protoPayload.authorizationInfo) > 0 THEN 'success' END"
         ),
         "user": (
             "coalesce(protoPayload.authenticationInfo.principalEmail, "

@@ -119,11 +119,14 @@ class Syslog(LineSource):
             + "'\"')"
         ),
         "src_ip": ip_sql(
-            "coalesce(kv['srcip'], kv['source-address'], kv['src'], nullif(regexp_extract(_msg, "
-            "'(?:from|rhost=) ?\\[?([0-9]{1,3}(?:\\.[0-9]{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+)', 1), ''), "
-            "kv['remip'])"
+            # FortiOS VPN events: locip is our end (source), remip the peer (as Elastic maps it)
+            "coalesce(kv['srcip'], kv['source-address'], kv['src'], nullif(kv['locip'], 'N/A'), "
+            "nullif(regexp_extract(_msg, "
+            "'(?:from|rhost=) ?\\[?([0-9]{1,3}(?:\\.[0-9]{1,3}){3}|[0-9a-fA-F]*:[0-9a-fA-F:]+)', 1), ''))"
         ),
-        "dst_ip": ip_sql("coalesce(kv['dstip'], kv['destination-address'], kv['dst'])"),
+        "dst_ip": ip_sql(
+            "coalesce(kv['dstip'], kv['destination-address'], kv['dst'], nullif(kv['remip'], 'N/A'))"
+        ),
         "host": "coalesce(hostname, kv['devname'])",
         "message": "_msg",
         "_error": "CASE WHEN trim(raw) = '' THEN 'empty syslog record' END",
