@@ -78,7 +78,8 @@ _INT_KEYS = {"dpt", "spt", "cnt"}
 
 
 def _unescape_header(v: str) -> str:
-    return f"replace(replace({v}, '\\|', '|'), '\\\\', '\\')"
+    """A header field with its masked escapes (chr(1) = ``\\\\``, chr(2) = ``\\|``) restored."""
+    return f"replace(replace({v}, chr(2), '|'), chr(1), '\\')"
 
 
 class Cef(LineSource):
@@ -117,7 +118,6 @@ class Cef(LineSource):
 
     def native_sql(self) -> str:
         hdr = HEADER.replace("'", "''")
-        names = ", ".join(f"'{g}'" for g in HEADER_NAMES)
         head_cols = [f"{_unescape_header(f'_h.{g}')} AS {g}" for g in HEADER_NAMES if g != "_ext"]
         key_cols = []
         for k in KEYS:
@@ -126,7 +126,7 @@ class Cef(LineSource):
                 v = f"TRY_CAST({v} AS INTEGER)"
             key_cols.append(f'{v} AS "{k}"')
         # mask escaped backslashes and '=' so that unescaped ' key=' mark pair boundaries
-        masked = "replace(replace(_h._ext, '\\\\', chr(1)), '\\=', chr(2))"
+        masked = "replace(_h._ext, '\\=', chr(2))"
         marked = (
             f"regexp_replace({masked}, '(^| )([A-Za-z0-9_.\\[\\],-]+)=', chr(3) || '\\2=', 'g')"
         )
@@ -138,8 +138,7 @@ class Cef(LineSource):
         SELECT line, raw, file, ctx, {", ".join(head_cols)}, extensions, {", ".join(key_cols)},
           _matched, _prefix_ts, _prefix_host
         FROM (
-          SELECT *, map(list_filter(_k, lambda x, i: list_position(_k, x) = i),
-                        list_filter(_v, lambda x, i: list_position(_k, _k[i]) = i)) AS extensions
+          SELECT *, CASE WHEN len(list_distinct(_k)) = len(_k) THEN map(_k, _v) ELSE map(list_filter(_k, lambda x, i: list_position(_k, x) = i), list_filter(_v, lambda x, i: list_position(_k, _k[i]) = i)) END AS extensions
           FROM (
             SELECT *,
               list_transform(_pairs, lambda p: split_part(p, '=', 1)) AS _k,
@@ -148,11 +147,17 @@ class Cef(LineSource):
               SELECT *, list_filter(string_split({marked}, chr(3)), lambda p: strpos(p, '=') > 0) AS _pairs
               FROM (
                 SELECT line, raw, file, ctx,
-                  regexp_extract(raw, '{hdr}', [{names}]) AS _h,
+                  struct_pack(cef_version := trim(_p[1]), device_vendor := _p[2], device_product := _p[3], device_version := _p[4], signature_id := _p[5], name := _p[6], severity := _p[7],
+                              _ext := replace(array_to_string(_p[8:], '|'), chr(2), '|')) AS _h,
                   regexp_matches(raw, '{hdr}') AS _matched,
                   regexp_extract(raw, '^(?:<[0-9]{{1,3}}>)?(?:[0-9] )?([A-Z][a-z]{{2}} +[0-9]{{1,2}}(?: [0-9]{{4}})? [0-9:]{{8}}|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[^ ]+) ', 1) AS _prefix_ts,
                   regexp_extract(raw, '^(?:<[0-9]{{1,3}}>)?(?:[0-9] )?(?:[A-Z][a-z]{{2}} +[0-9]{{1,2}}(?: [0-9]{{4}})? [0-9:]{{8}}|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[^ ]+) ([^ ]+) ', 1) AS _prefix_host
-                FROM input
+                FROM (
+                  -- header split on unescaped '|': escaped backslashes and pipes masked first
+                  SELECT *, string_split(replace(replace(substr(raw, strpos(raw, 'CEF:') + 4),
+                    '\\\\', chr(1)), '\\|', chr(2)), '|') AS _p
+                  FROM input
+                )
               )
             )
           )

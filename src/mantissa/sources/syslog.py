@@ -142,8 +142,7 @@ class Syslog(LineSource):
           TRY_CAST(nullif(_5.version, '') AS INTEGER) AS version,
           coalesce(nullif(nullif(_5.ts, ''), '-'), nullif(_ts, '')) AS "timestamp",
           hostname, appname, procid, msgid, _sd AS structured_data,
-          map(list_filter(_k, lambda x, i: list_position(_k, x) = i),
-              list_filter(_v, lambda x, i: list_position(_k, _k[i]) = i)) AS kv,
+          CASE WHEN len(list_distinct(_k)) = len(_k) THEN map(_k, _v) ELSE map(list_filter(_k, lambda x, i: list_position(_k, x) = i), list_filter(_v, lambda x, i: list_position(_k, _k[i]) = i)) END AS kv,
           _5, _ts, _msg, _sd
         FROM (
           SELECT *,
