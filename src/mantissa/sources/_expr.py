@@ -54,19 +54,26 @@ def ts_zone_fix(expr: str) -> str:
 
 
 def event_time(*exprs: str) -> str:
-    """The record's time: the vendor's fields, then Panther's ``p_event_time``/``p_parse_time``,
-    and, only when the record carries no time at all, the time of ingest.
+    """The record's time as TIMESTAMPTZ (sources using it set ``event_time_parsed``).
 
-    A present but unparseable time is kept as is (and so dead-lettered by the pipeline); an
-    absent one is what Panther (``p_event_time`` defaults to ``p_parse_time``), Splunk and
-    Elastic do too: index the record at the time it arrived rather than lose it.
+    The first of the vendor's fields that parses wins; then Panther's ``p_event_time`` /
+    ``p_parse_time``; and, only when the record carries no time at all, the time of ingest
+    (what Panther, whose ``p_event_time`` defaults to ``p_parse_time``, Splunk and Elastic
+    do: index the record when it arrived rather than lose it). A record whose time fields
+    are present but none parses gets NULL, and so goes to the dead-letter store.
+
+    Each field is parsed as is first and only then through :func:`lenient_ts`: COALESCE
+    evaluates an argument only for the rows still NULL, so the repairs cost nothing on
+    well-formed input.
     """
-    parts = [lenient_ts(f"nullif(trim(CAST({e} AS VARCHAR)), '')") for e in exprs]
-    parts += [
+    values = [f"nullif(trim(CAST({e} AS VARCHAR)), '')" for e in exprs]
+    values += [
         "nullif(json_extract_string(raw, '$.p_event_time'), '')",
         "nullif(json_extract_string(raw, '$.p_parse_time'), '')",
-        "CAST(current_timestamp AS VARCHAR)",
     ]
+    parts = [f"mantissa_ts({v})" for v in values]
+    parts += [f"mantissa_ts({lenient_ts(v)})" for v in values]
+    parts.append(f"CASE WHEN coalesce({', '.join(values)}) IS NULL THEN current_timestamp END")
     return f"coalesce({', '.join(parts)})"
 
 

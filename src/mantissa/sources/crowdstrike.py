@@ -98,6 +98,7 @@ class CrowdStrike(JsonSource):
         "event": "JSON",
         **{f: "VARCHAR" for f in _FDR_FIELDS},
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time(
             "metadata.eventCreationTime",

@@ -87,6 +87,7 @@ class Duo(JsonSource):
         "eventtype": "VARCHAR",
         "host": "VARCHAR",
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         # epoch seconds first: isotimestamp is sometimes mangled ("11: 41: 31+00: 00")
         "event_time": event_time("timestamp", "isotimestamp"),

@@ -87,6 +87,7 @@ class GitHub(JsonSource):
         "data": "JSON",
         "events": "JSON",
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         # streaming uses @timestamp; the REST API created_at (both epoch ms)
         "event_time": event_time('"@timestamp"', "created_at"),

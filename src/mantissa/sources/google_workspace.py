@@ -64,6 +64,7 @@ class GoogleWorkspace(JsonSource):
         "networkInfo": "JSON",
         "resourceDetails": "JSON",
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time("id.time"),
         "event_id": (

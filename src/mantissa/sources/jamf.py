@@ -51,6 +51,7 @@ class Jamf(JsonSource):
         "note": "VARCHAR",
         "details": "VARCHAR",
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time("webhook.eventTimestamp", "date"),
         "event_type": first(

@@ -76,6 +76,7 @@ class Kubernetes(JsonSource):
         "category": "VARCHAR",
         "resourceId": "VARCHAR",
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time("requestReceivedTimestamp", "stageTimestamp"),
         "event_id": "auditID || ':' || coalesce(stage, '')",

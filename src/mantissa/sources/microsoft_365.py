@@ -139,6 +139,7 @@ class Microsoft365(JsonSource):
         "SensitiveInfoDetectionIsIncluded": "BOOLEAN",
         **{k: "JSON" for k in _JSON},
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time("CreationTime"),
         "event_id": "Id",

@@ -79,6 +79,7 @@ class OnePassword(JsonSource):
             "ip": "VARCHAR",
         },
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time("timestamp"),
         "event_id": "uuid",

@@ -150,6 +150,7 @@ class Salesforce(JsonSource):
         "try_strptime(TIMESTAMP, ['%Y%m%d%H%M%S.%g', '%Y%m%d%H%M%S']) AS VARCHAR) "
         "ELSE TIMESTAMP END"
     )
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time(
             "TIMESTAMP_DERIVED", _ELF_TS, "EventDate", "LoginTime", "CreatedDate"

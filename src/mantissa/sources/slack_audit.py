@@ -62,6 +62,7 @@ class SlackAudit(JsonSource):
         },
         "details": "JSON",
     }
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time("date_create"),
         "event_id": "id",

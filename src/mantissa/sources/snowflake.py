@@ -153,6 +153,7 @@ class Snowflake(JsonSource):
         "WHEN PRIVILEGE IS NOT NULL OR GRANTEE_NAME IS NOT NULL THEN 'GRANT' "
         "WHEN TRANSFER_TYPE IS NOT NULL OR BYTES_TRANSFERRED IS NOT NULL THEN 'DATA_TRANSFER' END"
     )
+    event_time_parsed = True  # _expr.event_time parses each field itself
     common: ClassVar[dict[str, str]] = {
         "event_time": event_time(
             "EVENT_TIMESTAMP",
