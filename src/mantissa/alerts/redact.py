@@ -16,6 +16,7 @@ reversed by hashing guesses).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -247,7 +248,7 @@ class Redactor:
             if lit in s:
                 s = s.replace(lit, self.literals[lit])
         for rule in self.rules:
-            s = rule.pattern.sub(lambda m, r=rule: self._sub(m, r), s)
+            s = rule.pattern.sub(functools.partial(self._sub, rule=rule), s)
         return s
 
     def _sub(self, m: re.Match[str], rule: _Rule) -> str:

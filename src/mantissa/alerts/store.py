@@ -12,6 +12,7 @@ One SQLAlchemy Core code path for SQLite and PostgreSQL. Three tables:
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import random
 import time
@@ -546,11 +547,13 @@ class AlertStore:
         conn.execute(alerts.update().where(alerts.c.id == alert_id).values(history=history))
 
     # -- rows -------------------------------------------------------------------------
-    def _deliveries(self, conn: Connection, alert_id: str) -> list[dict[str, Any]]:
+    def _deliveries(self, conn: Connection, alert_id: str) -> builtins.list[dict[str, Any]]:
         return self._deliveries_for(conn, [alert_id]).get(alert_id, [])
 
-    def _deliveries_for(self, conn: Connection, ids: list[str]) -> dict[str, list[dict]]:
-        out: dict[str, list[dict]] = {}
+    def _deliveries_for(
+        self, conn: Connection, ids: builtins.list[str]
+    ) -> dict[str, builtins.list[dict]]:
+        out: dict[str, builtins.list[dict]] = {}
         if not ids:
             return out
         rows = conn.execute(
@@ -563,7 +566,7 @@ class AlertStore:
         return out
 
     @staticmethod
-    def _from_row(row: dict[str, Any], deliveries: list[dict[str, Any]]) -> Alert:
+    def _from_row(row: dict[str, Any], deliveries: builtins.list[dict[str, Any]]) -> Alert:
         data = {k: v for k, v in row.items() if k not in ("severity_rank", "search_text")}
         for k in ("first_seen", "last_seen", "window_start", "window_end"):
             data[k] = as_utc(data.get(k))

@@ -12,6 +12,7 @@ either returns a small JSON-able receipt or raises
 
 from __future__ import annotations
 
+import builtins
 import email.utils
 import importlib
 import pkgutil
@@ -81,7 +82,7 @@ class Destination:
     """Base of every destination; subclasses set ``type`` and ``Config`` and implement ``send``."""
 
     type: ClassVar[str] = ""
-    Config: ClassVar[type[DestinationConfig]] = DestinationConfig
+    Config: ClassVar[builtins.type[DestinationConfig]] = DestinationConfig
     #: redact for this destination unless its config says ``external: false``
     external_default: ClassVar[bool] = True
     #: whether ``update``/``resolve`` deliveries mean anything here

@@ -349,22 +349,20 @@ class ThreatIntel:
 
     def _ask(self, svc: str, cfg: LookupServiceConfig, ip: str) -> dict[str, Any] | None:
         key = resolve_secret(cfg.api_key) or ""
+        params: dict[str, str] = {}
         if svc == "abuseipdb":
             # https://docs.abuseipdb.com/#check-endpoint
             url = (cfg.base_url or "https://api.abuseipdb.com/api/v2").rstrip("/") + "/check"
-            req = {
-                "params": {"ipAddress": ip, "maxAgeInDays": "90"},
-                "headers": {"Key": key, "Accept": "application/json"},
-            }
+            params = {"ipAddress": ip, "maxAgeInDays": "90"}
+            headers = {"Key": key, "Accept": "application/json"}
         else:
             # https://docs.virustotal.com/reference/ip-info
-            url = (cfg.base_url or "https://www.virustotal.com/api/v3").rstrip(
-                "/"
-            ) + f"/ip_addresses/{ip}"
-            req = {"headers": {"x-apikey": key, "Accept": "application/json"}}
+            base = (cfg.base_url or "https://www.virustotal.com/api/v3").rstrip("/")
+            url = f"{base}/ip_addresses/{ip}"
+            headers = {"x-apikey": key, "Accept": "application/json"}
         try:
             with httpx.Client(timeout=cfg.timeout_secs, transport=self.transport) as client:
-                resp = client.get(url, **req)
+                resp = client.get(url, params=params, headers=headers)
         except httpx.HTTPError:
             return None
         if resp.status_code == 429:
