@@ -147,10 +147,25 @@ async def _export(request: Request, signal: str, principal: Any) -> Response:
 
 _OTLP_DOC = {
     "description": "OTLP/HTTP export (binary protobuf or JSON; gzip or deflate).",
+    # answers come in the request's encoding (OTLP/HTTP): document both for every status
     "responses": {
-        415: {"description": "Unsupported Content-Type or Content-Encoding"},
-        429: {"description": "Saturated; retry after Retry-After"},
-        503: {"description": "Unavailable; retry after Retry-After"},
+        status: {
+            "description": text,
+            "content": {
+                otlp.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+                otlp.JSON: {"schema": {"type": "object"}},
+            },
+        }
+        for status, text in (
+            (200, "Export*ServiceResponse (partial_success when items were rejected)"),
+            (400, "Malformed body (google.rpc.Status); nothing stored"),
+            (401, "Missing or invalid token (google.rpc.Status)"),
+            (403, "The token's role is not ingest (google.rpc.Status)"),
+            (413, "Body over apm.max_body_bytes (google.rpc.Status)"),
+            (415, "Unsupported Content-Type or Content-Encoding"),
+            (429, "Saturated; retry after Retry-After"),
+            (503, "Unavailable; retry after Retry-After"),
+        )
     },
     "openapi_extra": {
         "requestBody": {
