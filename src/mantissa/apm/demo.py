@@ -149,7 +149,7 @@ def _http(method: str, route: str, status: int, **extra: Any) -> dict[str, Any]:
 def _checkout(b: _Builder, rng: random.Random, t: dt.datetime, incident: bool) -> None:
     tid = rng.randbytes(16)
     ns = _ns(t)
-    pay_fail = incident and rng.random() < 0.35
+    pay_fail = incident and rng.random() < 0.6
     slow_db = incident and rng.random() < 0.6
     db_ms = rng.uniform(400, 1400) if slow_db else rng.uniform(2, 12)
     cart_ms = rng.uniform(3, 15)
