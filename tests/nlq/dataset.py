@@ -196,6 +196,7 @@ class _Gen:
                     "error": error,
                     "bucket": (req or {}).get("bucketName") if isinstance(req, dict) else None,
                     "mfa": mfa,
+                    "region": rec["awsRegion"],
                 },
             )
         )
@@ -203,7 +204,7 @@ class _Gen:
     def cloudtrail(self) -> None:
         rng = self.rng
         for _ in range(1100):
-            name, country, cname, city, ip = rng.choice(PEOPLE)
+            name, _, _, _, ip = rng.choice(PEOPLE)
             src, api = rng.choice(ROUTINE)
             req = (
                 {"bucketName": f"{name}-reports", "key": "a.csv"}
@@ -493,7 +494,7 @@ class _Gen:
             "Russia",
             "Moscow",
         )
-        for i in range(6):
+        for _ in range(6):
             name, iso, cname, city, ip = rng.choice(PEOPLE)
             self.okta_event(
                 self.when(),

@@ -22,7 +22,9 @@ import yaml
 from mantissa.lake.catalog import EVENTS_VIEW, table_files, tables
 from mantissa.sources.base import COMMON_COLUMNS
 
-HARVEST_COLUMNS = ("event_type", "outcome", "user", "geo_country", "host", "source")
+HARVEST_COLUMNS = (
+    "event_type", "outcome", "user", "geo_country", "host", "source", "src_ip", "dst_ip",
+)  # fmt: skip
 HARVEST_LIMIT = 2000
 NUMERIC_TYPES = ("INT", "BIGINT", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "SMALLINT", "UBIGINT")
 

@@ -54,6 +54,24 @@ def plan_question(
             understood,
             _suggestions(lex),
         )
+    loose = [m.text for m in u.of("object")]
+    if loose:
+        return Unmapped(
+            f"I know {', '.join(repr(w) for w in loose)} but not what to look for about it",
+            understood,
+            [
+                "say what happened to it, e.g. 'buckets created today', 'instances launched yesterday'"
+            ],
+        )
+    loose = [m.text for m in u.of("object")]
+    if loose:
+        return Unmapped(
+            f"I know {', '.join(repr(w) for w in loose)} but not what to look for about it",
+            understood,
+            [
+                "say what happened to it, e.g. 'buckets created today', 'instances launched yesterday'"
+            ],
+        )
     data_tables = {t.name for t in lex.with_data()}
     # -- candidate tables from every signal ------------------------------------------
     constraints: list[tuple[str, set[str]]] = []
@@ -89,6 +107,18 @@ def plan_question(
                 _suggestions(lex),
             )
         cands = narrowed
+    # a common column the question filters or groups on must hold data in the table
+    needed: set[str] = set()
+    if u.of("user") or u.of("email"):
+        needed.add("user")
+    if u.of("country"):
+        needed.add("geo_country")
+    for m in u.of("dim"):
+        needed.add(m.payload)
+    for col in sorted(needed & {"user", "geo_country", "host", "src_ip", "dst_ip"}):
+        have = {t for t in cands if lex.tables[t].values.get(col)}
+        if have:
+            cands = have
     if not cands:
         return Unmapped(
             "the lake has no data yet", understood, ["run `mantissa demo` or ingest logs"]
@@ -147,13 +177,14 @@ def plan_question(
     pos = [m.payload for m in countries if not m.negated]
     neg = [m.payload for m in countries if m.negated]
     if pos:
-        filters.append(Filter(column="geo_country", op="in", value=sorted(set(pos))))
+        filters.append(Filter(column="geo_country", op="in", value=_country_values(pos)))
     if neg:
-        filters.append(Filter(column="geo_country", op="not_in", value=sorted(set(neg))))
+        filters.append(Filter(column="geo_country", op="not_in", value=_country_values(neg)))
     users_pos: list[str] = []
     users_neg: list[str] = []
     for m in u.of("user"):
-        (users_neg if m.negated else users_pos).append(m.payload)
+        vals = m.payload if isinstance(m.payload, list) else [m.payload]
+        (users_neg if m.negated else users_pos).extend(vals)
     for m in u.of("email"):
         local = m.payload.split("@")[0]
         (users_neg if m.negated else users_pos).extend([m.payload, local])
@@ -206,6 +237,18 @@ def plan_question(
                     [f"add '{t}' to the question"],
                 )
             filters.append(Filter(column=col, op="ne" if m.negated else "eq", value=v))
+    for m in u.of("port"):
+        pcol = next(
+            (
+                lex.tables[s].hints.get("port_column")
+                for s in sources
+                if lex.tables[s].hints.get("port_column")
+            ),
+            None,
+        )
+        if pcol is None or table == EVENTS_VIEW:
+            return Unmapped(f"no table with ports matches {m.text!r}", understood)
+        filters.append(Filter(column=pcol, op="eq", value=m.payload))
     for m in u.of("literal"):
         filters.append(Filter(column="message", op="contains", value=m.payload))
 
@@ -235,6 +278,8 @@ def plan_question(
                 measure = col
     # -- time ------------------------------------------------------------------------
     intent = u.intent
+    if bucket and intent in ("search", "count"):
+        intent = "breakdown"
     tr: TimeRange
     if u.time is not None:
         tr = u.time
@@ -271,7 +316,11 @@ def plan_question(
             intent = "breakdown"
         if intent == "top_k":
             limit = u.k or DEFAULT_K
-        order = [Order(by="count", desc=not u.ascending)] if not bucket else []
+        by = "count"
+        if measure:
+            metric = Metric(func="sum", column=measure)
+            by = f"sum_{measure}"
+        order = [Order(by=by, desc=not u.ascending)] if not bucket else []
     elif intent == "count":
         if dims and u.count_distinct is False and _distinct_count(u):
             metric = Metric(func="count_distinct", column=dims[0])
@@ -306,6 +355,19 @@ def plan_question(
         limit=limit,
         notes=notes,
     )
+
+
+def _country_values(isos: list[str]) -> list[str]:
+    """ISO code plus the names sources write ("US", "United States", "USA" ...)."""
+    from mantissa.ask.lexicon import vocabulary
+
+    names = vocabulary().get("countries") or {}
+    out: set[str] = set()
+    for iso in isos:
+        out.add(iso)
+        # adjectives ("american") are harmless here: no source writes them as a country
+        out.update(n.removeprefix("the ") for n in names.get(iso, []))
+    return sorted(out)
 
 
 def _has_dst(lex: Lexicon, sources: list[str]) -> bool:

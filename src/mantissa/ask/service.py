@@ -438,7 +438,8 @@ def answer(
                     out.repaired.append(f"{provider.label} repair: {str(exc)[:80]}")
                     continue
             raise
-        out.columns, out.rows = res.columns, res.rows
+        out.columns = res.columns
+        out.rows = [[to_jsonable(v) for v in r] for r in res.rows]
         ttl = llm_cfg.cache_ttl_seconds if llm_cfg else 86_400
         try:
             runtime.state.put(
@@ -446,7 +447,7 @@ def answer(
                 ckey,
                 {
                     "columns": res.columns,
-                    "rows": [[to_jsonable(v) for v in r] for r in res.rows],
+                    "rows": out.rows,
                     "expires": time.time() + ttl,
                 },
             )

@@ -282,7 +282,7 @@ def parse_time(
             lambda m: _on_weekday(m.group(1), today),
         ),
         (
-            r"\b(?:recently|lately|recent)\b",
+            r"\b(?:recently|lately)\b",
             lambda m: _range(now - dt.timedelta(days=1), now, "last 24 hours"),
         ),
         (

@@ -20,333 +20,7 @@ from mantissa.ask.lexicon import Lexicon, source_hints, split_words, vocabulary
 from mantissa.ask.timerange import TimeRange, parse_time
 
 # Words that carry no constraint (question scaffolding, verbs, articles ...).
-FILLER = set(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "for",
-        "from",
-        "to",
-        "by",
-        "with",
-        "within",
-        "into",
-        "onto",
-        "over",
-        "under",
-        "about",
-        "across",
-        "via",
-        "per",
-        "and",
-        "or",
-        "but",
-        "than",
-        "then",
-        "also",
-        "as",
-        "so",
-        "if",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "do",
-        "does",
-        "did",
-        "done",
-        "doing",
-        "have",
-        "has",
-        "had",
-        "having",
-        "will",
-        "would",
-        "could",
-        "should",
-        "can",
-        "may",
-        "might",
-        "must",
-        "shall",
-        "show",
-        "me",
-        "us",
-        "list",
-        "find",
-        "get",
-        "give",
-        "tell",
-        "see",
-        "display",
-        "pull",
-        "fetch",
-        "return",
-        "look",
-        "lookup",
-        "search",
-        "print",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "whats",
-        "what's",
-        "who's",
-        "where's",
-        "when's",
-        "how's",
-        "there",
-        "their",
-        "they",
-        "them",
-        "those",
-        "these",
-        "this",
-        "that",
-        "it",
-        "its",
-        "it's",
-        "i",
-        "we",
-        "our",
-        "my",
-        "your",
-        "you",
-        "please",
-        "any",
-        "all",
-        "every",
-        "each",
-        "some",
-        "anything",
-        "everything",
-        "something",
-        "stuff",
-        "things",
-        "thing",
-        "ones",
-        "one",
-        "events",
-        "event",
-        "activity",
-        "activities",
-        "log",
-        "logs",
-        "entries",
-        "entry",
-        "records",
-        "record",
-        "lines",
-        "line",
-        "rows",
-        "row",
-        "data",
-        "happened",
-        "happen",
-        "happening",
-        "occur",
-        "occurred",
-        "occurring",
-        "seen",
-        "see",
-        "saw",
-        "observed",
-        "detected",
-        "made",
-        "make",
-        "used",
-        "use",
-        "using",
-        "performed",
-        "perform",
-        "done",
-        "taken",
-        "took",
-        "did",
-        "attempt",
-        "attempts",
-        "attempted",
-        "tried",
-        "try",
-        "trying",
-        "someone",
-        "somebody",
-        "anyone",
-        "anybody",
-        "anywhere",
-        "recent",
-        "just",
-        "only",
-        "ever",
-        "yet",
-        "still",
-        "already",
-        "now",
-        "number",
-        "count",
-        "counts",
-        "total",
-        "totals",
-        "many",
-        "much",
-        "how",
-        "often",
-        "times",
-        "time",
-        "top",
-        "most",
-        "least",
-        "fewest",
-        "more",
-        "last",
-        "latest",
-        "recent",
-        "most-recent",
-        "first",
-        "earliest",
-        "newest",
-        "oldest",
-        "compare",
-        "compared",
-        "comparison",
-        "versus",
-        "vs",
-        "vs.",
-        "against",
-        "difference",
-        "change",
-        "changes",
-        "changed",
-        "trend",
-        "breakdown",
-        "break",
-        "down",
-        "group",
-        "grouped",
-        "split",
-        "distribution",
-        "broken",
-        "broke",
-        "p50",
-        "p75",
-        "p90",
-        "p95",
-        "p99",
-        "p999",
-        "percentile",
-        "percentiles",
-        "median",
-        "average",
-        "avg",
-        "mean",
-        "max",
-        "maximum",
-        "min",
-        "minimum",
-        "sum",
-        "summary",
-        "summarize",
-        "overview",
-        "biggest",
-        "largest",
-        "highest",
-        "lowest",
-        "busiest",
-        "noisiest",
-        "heaviest",
-        "active",
-        "frequent",
-        "common",
-        "commonest",
-        "rare",
-        "rarest",
-        "popular",
-        "leading",
-        "worst",
-        "did",
-        "don't",
-        "doesn't",
-        "didn't",
-        "not",
-        "no",
-        "non",
-        "without",
-        "except",
-        "excluding",
-        "exclude",
-        "other",
-        "outside",
-        "foreign",
-        "between",
-        "since",
-        "until",
-        "till",
-        "ago",
-        "during",
-        "hours",
-        "days",
-        "weeks",
-        "minutes",
-        "ok",
-        "okay",
-        "hey",
-        "hi",
-        "quick",
-        "quickly",
-        "briefly",
-        "exactly",
-        "precisely",
-        "happened",
-        "number",
-        "of",
-        "value",
-        "values",
-        "result",
-        "results",
-        "name",
-        "names",
-        "via",
-        "through",
-        "using",
-        "against",
-        "towards",
-        "toward",
-        "went",
-        "go",
-        "going",
-        "came",
-        "come",
-        "coming",
-        "originated",
-        "originating",
-        "originate",
-        "show",
-        "showing",
-        "shown",
-        "listing",
-        "listed",
-        "person",
-        "people",
-        "guy",
-        "guys",
-    ]
-)
-
+FILLER: set[str] = set(vocabulary().get("filler", "").split())
 NEGATORS = {
     "outside",
     "not",
@@ -390,6 +64,7 @@ class Understanding:
     matches: list[Match] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     intent: str = "search"
+    by_dim: bool = False
     k: int | None = None
     quantile: float | None = None
     ascending: bool = False
@@ -518,6 +193,14 @@ def phrase_index(lex: Lexicon) -> PhraseIndex:
         add(u, "user", u)
         if "@" in u:
             add(u.split("@")[0], "user", u)
+    for verb, words in (voc.get("actions") or {}).items():
+        for w in words:
+            if _tok(w) not in phrases:
+                add(w, "action", verb)
+    for obj, words in (voc.get("objects") or {}).items():
+        for w in words:
+            if _tok(w) not in phrases:
+                add(w, "object", obj)
     add("root", "user", "root", front=True)
     add("root account", "user", "root", front=True)
     add("root user", "user", "root", front=True)
@@ -540,9 +223,7 @@ _INTENT_RULES: list[tuple[str, str]] = [
     ("percentile", r"\b(p\d{2,3}|\d{1,2}(st|nd|rd|th)? percentile|percentiles?|median)\b"),
     (
         "last_seen",
-        r"\b(last time|most recent(ly)?|latest|last seen|last (used|login|logged|signed|"
-        r"seen|active|accessed|appeared|touched|did|happened|occurred|ran|called)|"
-        r"when (was|did|were|is|has|have)\b.*\blast\b|\blast\b.*\bwhen\b|newest)\b",
+        r"\b(last|most recent(ly)?|latest|newest)\b",
     ),
     (
         "first_seen",
@@ -556,17 +237,21 @@ _INTENT_RULES: list[tuple[str, str]] = [
     ),
     (
         "breakdown",
-        r"\b(by|per|break ?down|breakdown|grouped|group by|split by|distribution|"
-        r"for each|each|broken down)\b",
+        r"\b(per|break ?down|breakdown|grouped|group by|split by|distribution|"
+        r"for each|broken down)\b",
     ),
     ("count", r"\b(how many|count|number of|total|how often|tally|volume)\b"),
 ]
 
 
-def classify_intent(q: str) -> str:
-    """The intent a question's wording signals (before mapping refines it)."""
+def classify_intent(q: str, by_dim: bool = False) -> str:
+    """The intent a question's wording signals (``q`` without its time words)."""
     text = q.lower()
     for intent, rx in _INTENT_RULES:
+        if intent == "breakdown" and by_dim:
+            return (
+                "breakdown_count" if re.search(r"\b(how many|count|number of)\b", text) else intent
+            )
         if re.search(rx, text):
             if intent == "breakdown" and re.search(r"\b(how many|count|number of)\b", text):
                 return "breakdown_count"
@@ -605,6 +290,13 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
     q = question.strip()
     primary, more, rest = parse_time(q, now)
     u = Understanding(question=q, time=primary, more_times=more)
+    rest = re.sub(r"(?<=[A-Za-z])['’]s\b", "", rest)
+    rest = re.sub(r"\bnon-(?=[A-Za-z])", "non ", rest, flags=re.I)
+    rest = re.sub(r"\b\d+(st|nd|rd|th)\b", " ", rest)
+    ports = [int(p) for p in re.findall(r"\bports?\s+(\d{1,5})\b", rest, re.I)]
+    rest = re.sub(r"\bports?\s+\d{1,5}\b", " ", rest, flags=re.I)
+    for p in ports:
+        u.matches.append(Match("port", p, f"port {p}"))
     original_tokens = [m.group(0) for m in _TOKEN.finditer(rest)]
     tokens = [re.sub(r"'s$", "", t.lower()).strip("\"'") for t in original_tokens]
     idx = phrase_index(lex)
@@ -665,6 +357,8 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
                     matched = True
                     break
             text = " ".join(key)
+            if kind in ("dim", "native_dim", "bucket") and i > 0 and tokens[i - 1] in ("by", "per"):
+                u.by_dim = True
             if (
                 kind == "country"
                 and length == 1
@@ -675,7 +369,8 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
             group = [e for e in entries if e[0] == kind]
             payload = (
                 [p for _, p in group]
-                if kind in ("event_type", "service", "table", "provider", "native_dim", "measure")
+                if kind
+                in ("event_type", "service", "table", "provider", "native_dim", "measure", "user")
                 else payload
             )
             u.matches.append(
@@ -740,12 +435,67 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
             continue
         u.unknown.append(orig)
         i += 1
-    intent = classify_intent(q)
+    _compose(u, tokens)
+    intent = classify_intent(rest, u.by_dim)
+    if intent != "compare" and re.search(_INTENT_RULES[0][1], q.lower()):
+        intent = "compare"
     if intent == "breakdown_count":
         intent = "breakdown"
     u.intent = intent
+    if u.k is None and intent == "top_k":
+        for t in tokens:
+            if t.isdigit() and 0 < int(t) <= 1000:
+                u.k = int(t)
+                break
+    logins = [m for m in u.of("concept") if m.payload in ("login", "console_login")]
+    if (
+        logins
+        and not u.of("outcome")
+        and (
+            intent in ("last_seen", "first_seen")
+            or any(re.search(r"(logged|signed) (in|on)", m.text) for m in logins)
+        )
+    ):
+        u.matches.append(Match("outcome", "success", "(a login means a successful one)"))
     if u.quantile is not None:
         u.intent = "percentile"
     if len(u.more_times) >= 1 and u.intent != "percentile":
         u.intent = "compare"
     return u
+
+
+def _compose(u: Understanding, tokens: list[str]) -> None:
+    """Verb + object → concept ("buckets were created" → bucket_created)."""
+    voc = vocabulary()
+    actions = voc.get("actions") or {}
+    objects = voc.get("objects") or {}
+    comps = voc.get("compositions") or {}
+    verbs = [m for m in u.matches if m.kind == "action"]
+    if not verbs:
+        return
+    obj_of: dict[str, str] = {}
+    for obj, words in objects.items():
+        for w in words:
+            obj_of[w] = obj
+    for verb in verbs:
+        found = None
+        for m in u.matches:
+            if m is verb:
+                continue
+            obj = obj_of.get(m.text)
+            if obj and obj in (comps.get(verb.payload) or {}):
+                found = (m, comps[verb.payload][obj])
+                break
+        u.matches.remove(verb)
+        if found is None:
+            if not u.of("concept") and not u.of("event_type"):
+                u.unknown.append(verb.text)
+            continue
+        m, concept = found
+        u.matches.append(Match("concept", concept, f"{verb.text} {m.text}", verb.negated))
+        keep_as_dim = m.kind in ("dim", "native_dim") and re.search(
+            rf"\b(which|what)\s+{re.escape(m.text)}\b", u.question.lower()
+        )
+        if not keep_as_dim and m in u.matches:
+            u.matches.remove(m)
+    _ = actions
