@@ -112,7 +112,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
         app.include_router(reg.router, responses=common if secured else error_responses(413, 500))
         for route in reg.router.routes:
             if isinstance(route, APIRoute) and route.include_in_schema:
-                for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
                     app.state.api_routes.append((method, route.path, route))
         if reg.feature:
             app.state.features[reg.feature] = True

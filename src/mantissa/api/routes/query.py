@@ -127,7 +127,7 @@ def _ask(request: Request, body: QueryIn) -> dict[str, Any]:
         dialect=body.dialect,
         explain=body.explain,
     )
-    out = to_jsonable(ans.to_dict() if hasattr(ans, "to_dict") else dict(ans))
+    out = to_jsonable(ans.to_dict())
     out.setdefault("question", body.question)
     out.setdefault("columns", [])
     out.setdefault("rows", [])

@@ -388,7 +388,7 @@ def _utc(v: dt.datetime | None, default: dt.datetime) -> dt.datetime:
 def run_rule(
     request: Request,
     rule_id: str = Path(..., pattern=_RULE_ID),
-    body: RuleRun = Body(default_factory=RuleRun),
+    body: RuleRun = Body(default_factory=lambda: RuleRun.model_validate({})),
     _: Principal = Depends(require(Role.engineer)),
 ) -> dict:
     """Run the rule over a time range and return its matches (no alerts are raised)."""
