@@ -69,6 +69,8 @@ class DeliverySettings(BaseModel):
     lease_secs: float = Field(default=120.0, gt=0)
     workers: int = Field(default=8, ge=1, le=64)
     batch_size: int = Field(default=200, ge=1)
+    #: how often ``mantissa serve`` looks for due deliveries (retries, escalations)
+    poll_secs: float = Field(default=5.0, gt=0)
 
 
 @dataclass

@@ -24,7 +24,9 @@ log = logging.getLogger("mantissa.serve")
 ServiceFn = Callable[[Any, threading.Event], None]
 
 # Modules that register background services; one line each.
-SERVICE_MODULES: list[str] = []
+SERVICE_MODULES: list[str] = [
+    "mantissa.alerts.serve",
+]
 
 
 @dataclass
