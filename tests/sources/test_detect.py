@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,28 @@ def test_ambiguous_input_asks_for_source(tmp_path):
     assert "--source" in (e.value.hint or "")
 
 
+def test_files_of_two_sources_are_mixed_input(tmp_path):
+    import shutil
+
+    for src in ("okta", "gcp_audit"):
+        for f in _inputs(src):
+            shutil.copy(f, tmp_path / f"{src}-{Path(f).name}")
+    with pytest.raises(SourceError, match="mixed input") as e:
+        detect_source([str(tmp_path)])
+    assert "--source okta" in (e.value.hint or "") and "--source gcp_audit" in (e.value.hint or "")
+
+
+def test_sidecar_files_do_not_sway_detection(tmp_path):
+    import shutil
+
+    for f in _inputs("okta"):
+        shutil.copy(f, tmp_path)
+    (tmp_path / "README.md").write_text("# exported from the tenant\n")
+    (tmp_path / "reference.expected.json").write_text(json.dumps([{"event.action": "x"}] * 3))
+    (tmp_path / "index.jsonl").write_text('{"rule": "r", "test": "t"}\n' * 3)
+    assert detect_source([str(tmp_path)]).source == "okta"
+
+
 def test_unknown_text_asks_for_source(tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("shopping list\neggs\nmilk\n")
@@ -115,6 +138,8 @@ def test_corpus_folders_are_detected(source):
         if not p.name.endswith((".expected.json", ".index.jsonl"))
     ]
     assert detect_source(files).source == source
+    # the folder as a user would pass it, sidecars and reference parses included
+    assert detect_source([str(CORPUS / source)]).source == source
 
 
 def test_corpus_present_or_skipped():

@@ -177,8 +177,31 @@ def detect_source(paths: list[str]) -> Detection:
         raise SourceError("the input is empty: nothing to detect", hint="pass --source")
     sources = {name: cls() for name, cls in registry().items()}
     per_file = [{name: score(src, smp) for name, src in sources.items()} for smp in samples]
-    # files no source recognises at all (a README, an e-mail body) do not dilute the rest
-    per_file = [f for f in per_file if max(f.values()) >= 0.1] or per_file
+
+    def best_specific(f: dict[str, float]) -> tuple[float, str]:
+        return max((v, n) for n, v in f.items() if n not in FALLBACKS)
+
+    recognised = [f for f in per_file if best_specific(f)[0] >= MIN_SCORE]
+    if recognised:
+        # files no specific source recognises (sidecars, READMEs, reference outputs) are
+        # left out; files recognised as different sources make the input ambiguous
+        per_file = recognised
+        wins: dict[str, int] = {}
+        for f in recognised:
+            name = best_specific(f)[1]
+            wins[name] = wins.get(name, 0) + 1
+        top = sorted(((c, n) for n, c in wins.items()), reverse=True)
+        if len(top) > 1 and top[1][0] >= max(1, len(recognised) / 4):
+            (ca, a), (cb, b) = top[0], top[1]
+            if not (
+                _more_specific(sources[a], sources[b]) or _more_specific(sources[b], sources[a])
+            ):
+                raise SourceError(
+                    f"mixed input: {ca} file(s) look like {a} and {cb} like {b}",
+                    hint=f"ingest them separately, with --source {a} and --source {b}",
+                )
+    else:
+        per_file = [f for f in per_file if max(f.values()) >= 0.1] or per_file
     totals = {name: sum(f[name] for f in per_file) / len(per_file) for name in sources}
     specific = sorted(((s, n) for n, s in totals.items() if n not in FALLBACKS), reverse=True)
     fallback = sorted(((s, n) for n, s in totals.items() if n in FALLBACKS), reverse=True)
