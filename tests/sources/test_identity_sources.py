@@ -24,6 +24,8 @@ def test_okta_outcomes_and_missing_time(tmp_path):
     ]
     rows = {r["event_id"]: r for r in parse_text("okta", json.dumps(recs), tmp_path).rows}
     assert [rows[k]["outcome"] for k in "123"] == ["success", "failure", "unknown"]
+    # the vendor's outcome object keeps its field names next to the common column
+    assert [rows[k]["outcome.result"] for k in "123"] == ["ALLOW", "DENY", "CHALLENGE"]
     assert rows["4"]["event_time"] == "2024-05-02T09:00:03Z"
     received = dt.datetime.fromisoformat(rows["5"]["event_time"].replace("Z", "+00:00"))
     assert abs((received - dt.datetime.now(dt.UTC)).total_seconds()) < 600

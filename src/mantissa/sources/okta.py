@@ -4,6 +4,9 @@ The API returns a JSON array of events (one page); collectors also write one eve
 line. Field names and types follow the LogEvent object reference:
 https://developer.okta.com/docs/reference/api/system-log/#logevent-object
 ``outcome.result`` is SUCCESS, FAILURE, SKIPPED, ALLOW, DENY, CHALLENGE or UNKNOWN.
+``outcome`` is also the name of the common column (success|failure|unknown), so the
+vendor's object is stored flat as the columns ``"outcome.result"`` and
+``"outcome.reason"``: ``WHERE "outcome.result" = 'FAILURE'`` reads as the vendor field.
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ class Okta(JsonSource):
         "event_id": "uuid",
         "event_type": "eventType",
         "outcome": (
-            "CASE WHEN upper(outcome.result) IN ('SUCCESS', 'ALLOW') THEN 'success' "
-            "WHEN upper(outcome.result) IN ('FAILURE', 'DENY') THEN 'failure' END"
+            "CASE WHEN upper(\"outcome.result\") IN ('SUCCESS', 'ALLOW') THEN 'success' "
+            "WHEN upper(\"outcome.result\") IN ('FAILURE', 'DENY') THEN 'failure' END"
         ),
         "user": "actor.alternateId",
         "src_ip": (
@@ -108,4 +111,8 @@ class Okta(JsonSource):
     }
 
     def native_sql(self) -> str:
-        return transform_sql(self.structure, canonical_key="eventType")
+        inner = transform_sql(self.structure, canonical_key="eventType")
+        return (
+            'SELECT * EXCLUDE (outcome), outcome.result AS "outcome.result", '
+            f'outcome.reason AS "outcome.reason" FROM ({inner}) AS _o'
+        )
