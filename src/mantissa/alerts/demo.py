@@ -149,7 +149,9 @@ def alerts_step(ctx: DemoContext) -> None:
             f"(alerts redacted for this external destination)"
         )
         console.print(f"  file    {path}")
-        sample = next((b for b in recv.bodies if b["alert"]["entities"]), None)
+        sample = next((b for b in recv.bodies if "user" in b["alert"]["entities"]), None) or next(
+            (b for b in recv.bodies if b["alert"]["entities"]), None
+        )
         if sample:
             console.print(
                 f"  e.g. the webhook saw entities {sample['alert']['entities']} "

@@ -65,7 +65,7 @@ def _row(a: Any) -> list[Any]:
         a.rule_title,
         ents,
         a.count,
-        a.last_seen.strftime("%Y-%m-%d %H:%M"),
+        a.last_seen.strftime("%m-%d %H:%M"),
         delivery,
     ]
 
@@ -121,7 +121,28 @@ def list_alerts(
     if fmt == Format.csv:
         print_csv(_COLUMNS, rows)
         return
-    print_table(_COLUMNS, rows, title=f"{len(items)} of {total} alerts")
+    from rich.table import Table
+
+    # a narrow terminal gets the columns that identify an alert; a wide one gets them all
+    cols = (
+        _COLUMNS
+        if console.width >= 130
+        else ["id", "severity", "status", "rule", "count", "last_seen"]
+    )
+    table = Table(title=f"{len(items)} of {total} alerts", header_style="bold cyan")
+    for col in cols:
+        wrap = col in ("rule", "entities")
+        table.add_column(
+            col,
+            no_wrap=not wrap,
+            overflow="fold",
+            ratio=1 if wrap else None,
+            min_width=12 if wrap else None,
+        )
+    idx = [_COLUMNS.index(c) for c in cols]
+    for r in rows:
+        table.add_row(*[str(r[k]) for k in idx])
+    console.print(table)
 
 
 @alerts_app.command("show")
