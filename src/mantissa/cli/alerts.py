@@ -124,11 +124,7 @@ def list_alerts(
     from rich.table import Table
 
     # a narrow terminal gets the columns that identify an alert; a wide one gets them all
-    cols = (
-        _COLUMNS
-        if console.width >= 130
-        else ["id", "severity", "status", "rule", "count", "last_seen"]
-    )
+    cols = _COLUMNS if console.width >= 130 else ["id", "severity", "status", "rule", "last_seen"]
     table = Table(title=f"{len(items)} of {total} alerts", header_style="bold cyan")
     for col in cols:
         wrap = col in ("rule", "entities")
