@@ -142,6 +142,12 @@ def change_status(
     who: Principal = Depends(require(Role.analyst)),
 ) -> Any:
     """Acknowledge, close, mark false positive or reopen an alert (recorded in its history)."""
-    alert = store(request).set_status(alert_id, body.status, actor=who.actor, reason=body.reason)
+    # through the alert service, so destinations that heard of the alert learn the change
+    # (PagerDuty acknowledge/resolve, Jira/ServiceNow update); the serve worker delivers
+    from mantissa.alerts.service import AlertService
+
+    alert = AlertService(request.app.state.runtime).set_status(
+        alert_id, body.status, actor=who.actor, reason=body.reason, flush=False
+    )
     audit_detail(request, action="alert.status", alert_id=alert_id, status=body.status.value)
     return alert
