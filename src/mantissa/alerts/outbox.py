@@ -427,7 +427,9 @@ class Outbox:
                 out.status = DEAD
             else:
                 delay = (
-                    exc.retry_after_secs
+                    # honour the vendor, within reason (a day): a bogus header must not
+                    # park an alert for years
+                    min(exc.retry_after_secs, 86400.0)
                     if exc.retry_after_secs is not None
                     else backoff_secs(row["attempts"], cfg.backoff_base_secs, cfg.backoff_max_secs)
                 )
