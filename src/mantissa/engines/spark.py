@@ -1,0 +1,305 @@
+"""Apache Spark: Spark SQL over the same hive-partitioned Parquet lake.
+
+``engine: {type: spark, master: "local[2]"}`` runs an embedded local Spark (tests, one
+big machine); ``master: "spark://host:7077"`` or ``"yarn"`` uses a cluster, and
+``connect_url: "sc://host:15002"`` uses Spark Connect. Each table is a temporary view
+over the lake's *committed* files (``spark.read.parquet(*files)`` with ``basePath`` so
+that ``year/month/day/hour`` become partition columns), so Spark never reads an
+uncommitted or compacted-away object. SQL arrives in the DuckDB dialect, passes the
+guard and partition pruning, and is transpiled to Spark SQL with sqlglot.
+
+Results come back through Arrow (``DataFrame.toArrow``) with the session time zone
+pinned to UTC, so timestamps are the same UTC instants DuckDB returns.
+
+Reading ``s3://`` from Spark needs the ``hadoop-aws`` connector of your Spark
+distribution (``spark.jars.packages: org.apache.hadoop:hadoop-aws:<hadoop version>``);
+the engine rewrites ``s3://`` to ``s3a://`` for it. See docs/scale.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from mantissa.engines.base import CostEstimate, QueryEngine, QueryResult
+from mantissa.engines.guard import guard
+from mantissa.engines.pruning import add_partition_filters
+from mantissa.engines.scan import Budget, all_table_files, budget_options, plan_scan
+from mantissa.errors import ConfigError, QueryError, QueryTimeout
+from mantissa.lake.catalog import EVENTS_VIEW, TableSpec, tables
+from mantissa.lake.storage import Storage
+from mantissa.sources.base import COMMON_COLUMNS
+
+_SESSIONS: dict[str, Any] = {}
+_SESSION_LOCK = threading.Lock()
+
+
+def spark_type(duckdb_type: str) -> str:
+    """A DuckDB column type in Spark SQL (via sqlglot; JSON and unknowns become STRING)."""
+    t = duckdb_type.strip()
+    try:
+        tree = exp.DataType.build(t, dialect="duckdb")
+    except Exception:
+        return "STRING"
+    text_types = {exp.DataType.Type.JSON, exp.DataType.Type.UUID}
+    ts_types = {exp.DataType.Type.TIMESTAMPTZ, exp.DataType.Type.TIMESTAMPLTZ}
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.DataType) and node.this in text_types:
+            return exp.DataType.build("STRING")
+        if isinstance(node, exp.DataType) and node.this in ts_types:
+            return exp.DataType.build("TIMESTAMP")
+        return node
+
+    try:
+        return tree.transform(fix).sql(dialect="spark")
+    except Exception:
+        return "STRING"
+
+
+def to_spark_sql(tree: exp.Expression) -> str:
+    """Spark SQL for a guarded DuckDB-dialect tree, with the fixes sqlglot does not make."""
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.Anonymous)):
+        # DuckDB's now() is Spark's current_timestamp()
+        if node.name.lower() == "now" and not node.expressions:
+            node.replace(exp.CurrentTimestamp())
+    return tree.sql(dialect="spark")
+
+
+class SparkEngine(QueryEngine):
+    type = "spark"
+    dialect = "spark"
+
+    def __init__(
+        self,
+        storage: Storage,
+        master: str = "local[2]",
+        connect_url: str | None = None,
+        app_name: str = "mantissa",
+        conf: dict[str, Any] | None = None,
+        timeout_secs: float = 300.0,
+        max_rows: int = 100_000,
+        usd_per_tb: float = 0.0,
+        **options: Any,
+    ) -> None:
+        self.storage = storage
+        self.master = master
+        self.connect_url = connect_url
+        self.app_name = app_name
+        self.conf = dict(conf or {})
+        self.timeout_secs = timeout_secs
+        self.max_rows = max_rows
+        self.usd_per_tb = usd_per_tb
+        self.budget = Budget(storage, self.type, **budget_options(options))
+        self._registered: tuple[tuple[str, int], ...] | None = None
+
+    # -- session ------------------------------------------------------------------
+    @property
+    def spark(self) -> Any:
+        key = self.connect_url or self.master
+        with _SESSION_LOCK:
+            if key not in _SESSIONS:
+                _SESSIONS[key] = self._build_session()
+            return _SESSIONS[key]
+
+    def _build_session(self) -> Any:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise ConfigError(
+                "the spark engine needs pyspark", hint="pip install 'mantissa-log[spark]'"
+            ) from None
+        builder = SparkSession.builder.appName(self.app_name)
+        builder = (
+            builder.remote(self.connect_url) if self.connect_url else builder.master(self.master)
+        )
+        defaults = {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "8",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.sql.parquet.mergeSchema": "false",
+            # vendor tables carry columns differing only in case (``source``/``Source``)
+            "spark.sql.caseSensitive": "true",
+            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        }
+        for k, v in {**defaults, **self.conf}.items():
+            builder = builder.config(k, str(v))
+        try:
+            session = builder.getOrCreate()
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot start Spark ({self.connect_url or self.master}): {str(exc).splitlines()[0]}",
+                hint="is Java 17+ installed (java -version) and the master reachable?",
+            ) from None
+        if not self.connect_url:
+            session.sparkContext.setLogLevel("ERROR")
+        return session
+
+    def _uri(self, uri: str) -> str:
+        # Hadoop's S3 connector is s3a://; gs:// and abfs:// keep their schemes.
+        return "s3a://" + uri[5:] if uri.startswith("s3://") else uri
+
+    def _register(self) -> None:
+        """(Re)define one temp view per table over its committed files."""
+        specs = tables()
+        files = all_table_files(self.storage, specs)
+        fingerprint = tuple(sorted((n, hash(tuple(u))) for n, u in files.items()))
+        if fingerprint == self._registered:
+            return
+        spark = self.spark
+        log_tables = []
+        for name, spec in specs.items():
+            uris = files.get(name)
+            if uris:
+                df = (
+                    spark.read.option("basePath", self._uri(self.storage.uri(spec.prefix)))
+                    .option("mergeSchema", "true")
+                    .parquet(*[self._uri(u) for u in uris])
+                )
+                df.createOrReplaceTempView(name)
+            else:
+                spark.sql(self._empty_view_sql(spec)).createOrReplaceTempView(name)
+            if spec.kind == "logs":
+                log_tables.append(name)
+        common = ", ".join(f"`{c}`" for c in COMMON_COLUMNS)
+        union = " UNION ALL ".join(
+            f"SELECT {common}, year, month, day, hour FROM `{t}`" for t in log_tables
+        )
+        spark.sql(union).createOrReplaceTempView(EVENTS_VIEW)
+        self._registered = fingerprint
+
+    @staticmethod
+    def _empty_view_sql(spec: TableSpec) -> str:
+        cols = ", ".join(f"CAST(NULL AS {spark_type(t)}) AS `{c}`" for c, t in spec.schema())
+        return (
+            f"SELECT {cols}, CAST(NULL AS INT) AS year, CAST(NULL AS INT) AS month, "
+            "CAST(NULL AS INT) AS day, CAST(NULL AS INT) AS hour WHERE false"
+        )
+
+    # -- interface ------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        return [*tables(), EVENTS_VIEW]
+
+    def prepare(self, sql: str) -> str:
+        guarded = guard(sql, self.tables())
+        tree = add_partition_filters(guarded.expression, set(tables()) | {EVENTS_VIEW})
+        return to_spark_sql(tree)
+
+    def estimate_cost(self, sql: str) -> CostEstimate:
+        guarded = guard(sql, self.tables())
+        scan = plan_scan(self.storage, guarded)
+        return CostEstimate(
+            engine=self.type,
+            bytes_scanned=scan.bytes,
+            files=scan.file_count,
+            partitions=scan.partitions,
+            price_usd=scan.bytes / 1e12 * self.usd_per_tb,
+            tables=scan.tables,
+            note=f"Spark reads {scan.file_count} files; price from engine.usd_per_tb "
+            f"(${self.usd_per_tb}/TB, 0 = your own cluster)",
+        )
+
+    def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        final = self.prepare(sql)
+        est = self.estimate_cost(sql)
+        self.budget.check(est)
+        if parameters:
+            final = _bind(final, parameters)
+        self._register()
+        spark = self.spark
+        group = f"mantissa-{uuid.uuid4().hex[:12]}"
+        timer: threading.Timer | None = None
+        timed_out = threading.Event()
+        if not self.connect_url:
+            sc = spark.sparkContext
+            sc.setJobGroup(group, "mantissa query", interruptOnCancel=True)
+
+            def cancel() -> None:
+                timed_out.set()
+                sc.cancelJobGroup(group)
+
+            timer = threading.Timer(self.timeout_secs, cancel)
+            timer.start()
+        start = time.perf_counter()
+        try:
+            df = spark.sql(final)
+            table = df.limit(self.max_rows + 1).toArrow()
+        except Exception as exc:
+            if timed_out.is_set():
+                raise QueryTimeout(
+                    f"query ran longer than {self.timeout_secs:g}s and was cancelled",
+                    hint="narrow the time range or raise engine.timeout_secs",
+                ) from None
+            raise QueryError(f"Spark: {_first_line(exc)}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        elapsed = (time.perf_counter() - start) * 1000
+        columns = list(table.column_names)
+        cols = [_column_values(table.column(i)) for i in range(table.num_columns)]
+        rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
+        truncated = len(rows) > self.max_rows
+        self.budget.record(est.price_usd, est.bytes_scanned)
+        return QueryResult(
+            sql=final,
+            columns=columns,
+            rows=rows[: self.max_rows],
+            elapsed_ms=elapsed,
+            truncated=truncated,
+            column_types=[str(f.type) for f in table.schema],
+        )
+
+    def close(self) -> None:
+        self._registered = None
+
+
+def _column_values(col: Any) -> list[Any]:
+    """Python values of an Arrow column; timestamps as aware UTC datetimes."""
+    values = col.to_pylist()
+    if str(col.type).startswith("timestamp") and "tz=" not in str(col.type):
+        return [v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v for v in values]
+    return values
+
+
+def _bind(sql: str, parameters: dict[str, Any]) -> str:
+    """Inline named ``$name`` parameters as literals (Spark SQL has no server-side binds)."""
+    tree = sqlglot.parse_one(sql, dialect="spark")
+
+    def lit(v: Any) -> exp.Expression:
+        if v is None:
+            return exp.null()
+        if isinstance(v, bool):
+            return exp.Boolean(this=v)
+        if isinstance(v, int | float):
+            return exp.Literal.number(v)
+        if isinstance(v, dt.datetime):
+            v = v.astimezone(dt.UTC) if v.tzinfo else v
+            return exp.cast(exp.Literal.string(v.strftime("%Y-%m-%d %H:%M:%S.%f")), "timestamp")
+        return exp.Literal.string(str(v))
+
+    def repl(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder | exp.Parameter):
+            name = node.name
+            if name in parameters:
+                return lit(parameters[name])
+            raise QueryError(f"no value for query parameter {name!r}")
+        return node
+
+    return tree.transform(repl).sql(dialect="spark")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return type(exc).__name__
