@@ -407,3 +407,11 @@ def test_tables(client, tokens, loaded):
     assert names[0] == "events" and "cloudtrail" in names
     ct = next(t for t in tables if t["name"] == "cloudtrail")
     assert ct["has_data"] and "eventName" in {c["name"] for c in ct["columns"]}
+
+
+def test_queries_are_audited_with_what_was_asked(client, tokens):
+    client.post("/query", json={"sql": "SELECT 42"}, headers=bearer(tokens["analyst"]))
+    entries = client.get("/audit", headers=bearer(tokens["admin"])).json()["items"]
+    q = next(e for e in entries if e["route"] == "/query")
+    assert q["detail"] == {"action": "query", "kind": "sql", "text": "SELECT 42"}
+    assert q["actor"].startswith("test-analyst") and q["status"] == 200

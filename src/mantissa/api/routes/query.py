@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mantissa.api.auth import Principal, Role, require
 from mantissa.api.errors import error_responses
+from mantissa.api.middleware import audit_detail
 from mantissa.engines.base import to_jsonable
 from mantissa.errors import QueryRejected, Unavailable
 
@@ -179,6 +180,8 @@ def run_query(
     """Run SQL or answer a question; the SQL always passes the read-only guard and sandbox."""
     start = time.perf_counter()
     kind = "sql" if body.sql is not None else "question"
+    # who searched for what is part of a SIEM's own audit trail (bounded in size)
+    audit_detail(request, action="query", kind=kind, text=(body.sql or body.question or "")[:500])
     try:
         out = _run_sql(request, body) if body.sql is not None else _ask(request, body)
     finally:
