@@ -83,3 +83,18 @@ def test_fortinet_kv_body_time_zone(tmp_path):
         "10.0.0.1",
         "success",
     )
+
+
+def test_identical_lines_are_distinct_events_and_reingest_adds_none(tmp_path):
+    from mantissa.lake.ingest import Pipeline
+    from mantissa.lake.storage import LocalStorage
+    from mantissa.sources.base import get_source
+
+    line = "2024-05-02T10:00:00Z h sudo: pam_unix(sudo:session): session opened for user root\n"
+    f = tmp_path / "auth.log"
+    f.write_text(line * 3)
+    storage = LocalStorage(tmp_path / "lake")
+    first = Pipeline(storage, get_source("syslog")).ingest_paths([str(f)])
+    again = Pipeline(storage, get_source("syslog")).ingest_paths([str(f)])
+    assert (first.events, first.duplicates) == (3, 0)
+    assert (again.events, again.duplicates) == (0, 3)

@@ -97,6 +97,12 @@ class Cef(LineSource):
             'coalesce(mantissa_ts(rt), mantissa_ts("end"), mantissa_ts(start), '
             "mantissa_ts(nullif(_prefix_ts, '')), now())"
         ),
+        # no vendor id: the content hash, numbered among identical lines of the same file
+        # (repeated identical lines are distinct events; re-ingesting a file adds none)
+        "event_id": (
+            "md5(raw || '#' || CAST(row_number() OVER (PARTITION BY file, raw ORDER BY line) "
+            "AS VARCHAR))"
+        ),
         "event_type": "coalesce(act, name)",
         "outcome": (
             "CASE WHEN lower(extensions['outcome']) IN ('success', 'succeeded', 'allow', "

@@ -97,6 +97,12 @@ class Syslog(LineSource):
             "CASE WHEN coalesce(_5.ts, '') IN ('', '-') AND _ts = '' AND kv['date'] IS NULL "
             "THEN now() END)"
         ),
+        # no vendor id: the content hash, numbered among identical lines of the same file
+        # (repeated identical lines are distinct events; re-ingesting a file adds none)
+        "event_id": (
+            "md5(raw || '#' || CAST(row_number() OVER (PARTITION BY file, raw ORDER BY line) "
+            "AS VARCHAR))"
+        ),
         "event_type": (
             "CASE "
             + " ".join(f"WHEN regexp_matches(_msg, '{_q(p)}') THEN '{a}'" for p, a in _ACTIONS)
