@@ -155,7 +155,7 @@ def test_import_list_run_tune_health(rt, rules_dir: Path, capsys) -> None:  # ty
     ]  # the filtered host is excluded in SQL
 
     health = _json(capsys, [*dd, "rules", "health", "--format", "json"])
-    mine = [h for h in health["rules"] if h["rule_id"] == RULE["id"]][0]
+    mine = next(h for h in health["rules"] if h["rule_id"] == RULE["id"])
     assert mine["status"] == "ok" and mine["runs"] == 2 and mine["filters"] == 1
 
 

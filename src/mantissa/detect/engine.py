@@ -215,7 +215,8 @@ class DetectionEngine:
             compiled = by_id[rule_id]
             rule = compiled.rule
             first = rows[0]
-            gvals = [str(v) for _, v in gkeys]
+            # packed scans carry as many group columns as the widest rule: keep this rule's
+            gvals = [str(v) for _, v in gkeys][: max(1, len(compiled.group_names))]
             if compiled.group_names:
                 dedup_parts = [
                     f"{n}={v}" for n, v in zip(compiled.group_names, gvals, strict=False)

@@ -30,6 +30,7 @@ from sqlglot import exp
 from mantissa.detect.backend import Resolved, SqlglotBackend, TableSchema
 from mantissa.detect.correlation import (
     EVIDENCE_ROWS,
+    OPS,
     Aggregation,
     correlation_aggregation,
     metric_columns,
@@ -77,6 +78,11 @@ class CompiledRule:
     @property
     def packable(self) -> bool:
         return self.aggregation is None and len(self.branches) == 1
+
+    @property
+    def shares_scan(self) -> bool:
+        """Plain rules and single-table aggregations can share one scan with other rules."""
+        return self.rule.kind != "correlation" and len(self.branches) == 1
 
     @property
     def tables(self) -> list[str]:
@@ -281,7 +287,9 @@ def pack_tree(
     end: dt.datetime | None = None,
     exclusions: dict[str, Exclusion] | None = None,
 ) -> exp.Expression:
-    """One scan of one table evaluating several plain rules (see the module docstring)."""
+    """One scan of one table evaluating several rules (see the module docstring)."""
+    if any(r.aggregation is not None for r in rules):
+        return _pack_mixed(rules, start, end, exclusions)
     exclusions = exclusions or {}
     first = rules[0].branches[0]
     table, schema = first.table, first.schema
@@ -349,6 +357,163 @@ def pack_tree(
     partition = [exp.column("rule_id"), exp.column("g0")]
     metrics, _ = metric_columns(Aggregation(), partition)
     return _finish([("scan", scan), ("r", ruleset), ("hits", hits)], metrics, None, partition)
+
+
+def _case_k(values: list[tuple[int, exp.Expression]], default: exp.Expression) -> exp.Expression:
+    if not values:
+        return default
+    return exp.Case(
+        this=exp.column("k", "r"),
+        ifs=[exp.If(this=exp.Literal.number(i), true=v) for i, v in values],
+        default=default,
+    )
+
+
+def _pack_mixed(
+    rules: list[CompiledRule],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    exclusions: dict[str, Exclusion] | None,
+) -> exp.Expression:
+    """Plain rules and aggregations of one table in one scan.
+
+    The scan computes every rule's flag, group values and aggregated field; a CROSS JOIN
+    with the rule list fans matches out per rule (group columns, time bucket and field
+    picked by ``CASE r.k``); window functions compute each group's count, distinct count,
+    sum ...; the final filter applies each rule's own threshold.
+    """
+    exclusions = exclusions or {}
+    first = rules[0].branches[0]
+    table, schema = first.table, first.schema
+    tcol = time_column(table)
+    cols = evidence_columns(schema)
+    ngroups = max(len(r.branches[0].groups) for r in rules)
+    scan_cols: list[exp.Expression] = [
+        *[exp.column(c, quoted=True) for c in cols],
+        exp.alias_(exp.column(tcol, quoted=True), "event_time"),
+    ]
+    preds = []
+    for i, r in enumerate(rules):
+        b = r.branches[0]
+        pred = _with_exclusion(b.where, exclusions.get(r.rule.id), schema)
+        agg = r.aggregation
+        if agg is not None and agg.function == "distinct" and b.value is not None:
+            pred = exp.and_(pred, exp.NEQ(this=b.value.copy(), expression=exp.Literal.string("")))
+        preds.append(pred)
+        for j, g in enumerate(b.groups):
+            scan_cols.append(exp.alias_(g.copy(), f"r{i}_g{j}"))
+        if b.value is not None:
+            scan_cols.append(exp.alias_(b.value.copy(), f"r{i}_v"))
+        scan_cols.append(exp.alias_(_flag(pred.copy()), f"m{i}"))
+    tp = time_predicate(tcol, start, end)
+    anyp = exp.Paren(this=exp.or_(*[p.copy() for p in preds]))
+    scan = (
+        exp.select(*scan_cols)
+        .from_(exp.to_table(table, quoted=True))
+        .where(exp.and_(tp, anyp) if tp is not None else anyp)
+    )
+    ruleset: exp.Expression = exp.select(
+        exp.alias_(exp.Literal.string(rules[0].rule.id), "rule_id"),
+        exp.alias_(exp.Literal.number(0), "k"),
+    )
+    for i, r in enumerate(rules[1:], 1):
+        ruleset = exp.union(
+            ruleset,
+            exp.select(
+                exp.alias_(exp.Literal.string(r.rule.id), "rule_id"),
+                exp.alias_(exp.Literal.number(i), "k"),
+            ),
+            distinct=False,
+        )
+    fan = exp.or_(
+        *[
+            exp.Paren(
+                this=exp.and_(
+                    exp.EQ(this=exp.column("k", "r"), expression=exp.Literal.number(i)),
+                    exp.EQ(this=exp.column(f"m{i}", "scan"), expression=exp.Literal.number(1)),
+                )
+            )
+            for i in range(len(rules))
+        ]
+    )
+    empty = exp.Literal.string("")
+    hit_cols: list[exp.Expression] = [
+        exp.column("rule_id", "r"),
+        exp.alias_(exp.column("rule_id", "r"), "ref"),
+        *[exp.column(c, "scan", quoted=True) for c in cols],
+        exp.column("event_time", "scan"),
+    ]
+    for j in range(ngroups):
+        vals = [
+            (i, exp.column(f"r{i}_g{j}", "scan"))
+            for i, r in enumerate(rules)
+            if j < len(r.branches[0].groups)
+        ]
+        hit_cols.append(exp.alias_(_case_k(vals, empty), f"g{j}"))
+    buckets = [
+        (
+            i,
+            exp.Floor(
+                this=exp.Div(
+                    this=EpochSeconds(this=exp.column("event_time", "scan")),
+                    expression=exp.Literal.number(r.aggregation.timeframe_secs),
+                )
+            ),
+        )
+        for i, r in enumerate(rules)
+        if r.aggregation is not None and r.aggregation.timeframe_secs
+    ]
+    hit_cols.append(exp.alias_(_case_k(buckets, exp.Literal.number(0)), "bucket"))
+    fields = [
+        (i, exp.column(f"r{i}_v", "scan"))
+        for i, r in enumerate(rules)
+        if r.branches[0].value is not None
+    ]
+    hit_cols.append(exp.alias_(_case_k(fields, exp.Null()), "agg_field"))
+    hits = (
+        exp.select(*hit_cols)
+        .from_(exp.to_table("scan"))
+        .join(exp.to_table("r"), join_type="CROSS")
+        .where(fan)
+    )
+    partition = [
+        exp.column("rule_id"),
+        *[exp.column(f"g{j}") for j in range(ngroups)],
+        exp.column("bucket"),
+    ]
+    functions = {r.aggregation.function for r in rules if r.aggregation is not None}
+    metrics: list[exp.Expression] = []
+    value_of: dict[str, exp.Expression] = {"count": exp.column("match_count")}
+    for fn in sorted(functions | {"count"}):
+        agg = Aggregation(function=fn)
+        cols_fn, _ = metric_columns(agg, partition)
+        if fn == "count":
+            metrics += cols_fn[:3]
+            continue
+        metric = cols_fn[-1]
+        metric.set("alias", exp.to_identifier(f"agg_{fn}"))
+        metrics.append(metric)
+        value_of[fn] = exp.column(f"agg_{fn}")
+    conds = []
+    value_ifs = []
+    for r in rules:
+        agg = r.aggregation or Aggregation()
+        value = value_of[agg.function].copy()
+        is_rule = exp.EQ(this=exp.column("rule_id"), expression=exp.Literal.string(r.rule.id))
+        threshold = OPS[agg.op](this=value.copy(), expression=exp.Literal.number(agg.threshold))
+        conds.append(exp.Paren(this=exp.and_(is_rule, threshold)))
+        value_ifs.append(exp.If(this=is_rule.copy(), true=value))
+    tree = _finish(
+        [("scan", scan), ("r", ruleset), ("hits", hits)],
+        metrics,
+        exp.Paren(this=exp.or_(*conds)),
+        partition,
+    )
+    tree.set(
+        "expressions",
+        [exp.Star(), exp.alias_(exp.Case(ifs=value_ifs), "agg_value")],
+    )
+    return tree
 
 
 def _finish(
@@ -422,11 +587,11 @@ def aggregate_tree(
 
 
 def pack(rules: list[CompiledRule]) -> list[list[CompiledRule]]:
-    """Group plain rules by table (several rules per scan); others run alone."""
+    """Group rules by table (several rules per scan); correlations run alone."""
     by_table: dict[str, list[CompiledRule]] = {}
     alone: list[list[CompiledRule]] = []
     for r in rules:
-        if r.packable:
+        if r.shares_scan:
             by_table.setdefault(r.branches[0].table, []).append(r)
         else:
             alone.append([r])
