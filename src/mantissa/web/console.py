@@ -5,6 +5,11 @@ and the CSRF token; each page's script then talks to the JSON API with the sessi
 cookie. Static assets are read once from this package into memory and served from
 there (a fixed allow-list: no path from a request ever reaches the filesystem).
 Every response carries the CSP and X-Frame-Options headers (see ``api/middleware``).
+
+Other modules add pages with :func:`register_page` (``register_page("services",
+"Services", package="mantissa.apm.web", feature="apm")`` serves ``/console/services``
+and ``/console/services/<anything>``, loading ``services.js`` from that package's
+``static/`` folder, which may import ``/console/static/common.js``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,40 @@ PAGES = {
 
 
 @dataclass(frozen=True)
+class Page:
+    """A console page another module contributes."""
+
+    key: str
+    title: str
+    script: str
+    package: str | None
+    feature: str | None
+
+
+_EXTRA_PAGES: dict[str, Page] = {}
+_RESERVED = {*PAGES, "alert", "login", "static"}
+
+
+def register_page(
+    key: str,
+    title: str,
+    *,
+    package: str | None = None,
+    script: str | None = None,
+    feature: str | None = None,
+) -> None:
+    """Add ``/console/<key>`` (and ``/console/<key>/...``) to the console's navigation.
+
+    ``script`` (default ``<key>.js``) and any other asset live in ``<package>/static/``
+    and are served under ``/console/static/``; the page is listed while ``feature`` is
+    enabled in ``/config`` (always when None).
+    """
+    if key in _RESERVED or not key.replace("-", "").isalnum():
+        raise ValueError(f"console page key {key!r} is reserved or not a plain word")
+    _EXTRA_PAGES[key] = Page(key, title, script or f"{key}.js", package, feature)
+
+
+@dataclass(frozen=True)
 class Asset:
     body: bytes
     media_type: str
@@ -48,13 +87,18 @@ class Asset:
 
 def _load_assets() -> dict[str, Asset]:
     out: dict[str, Asset] = {}
-    root = importlib.resources.files("mantissa.web").joinpath("static")
-    for entry in root.iterdir():
-        name = entry.name
-        ext = name[name.rfind(".") :] if "." in name else ""
-        if ext in _TYPES and entry.is_file():
-            body = entry.read_bytes()
-            out[name] = Asset(body, _TYPES[ext], '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
+    packages = ["mantissa.web", *sorted({p.package for p in _EXTRA_PAGES.values() if p.package})]
+    for package in packages:
+        root = importlib.resources.files(package).joinpath("static")
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            name = entry.name
+            ext = name[name.rfind(".") :] if "." in name else ""
+            if ext in _TYPES and entry.is_file() and name not in out:  # ours win on a clash
+                body = entry.read_bytes()
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                out[name] = Asset(body, _TYPES[ext], etag)
     return out
 
 
@@ -101,6 +145,13 @@ def mount_console(app: FastAPI) -> None:
         safe_next = next if next.startswith("/console/") and "//" not in next else "/console/alerts"
         return _html("login.html", next=safe_next, build=build, title="Sign in")
 
+    def nav(features: dict[str, bool]) -> dict[str, str]:
+        out = dict(PAGES)
+        for p in _EXTRA_PAGES.values():
+            if p.feature is None or features.get(p.feature):
+                out[p.key] = p.title
+        return out
+
     def page(request: Request, name: str, **extra: Any) -> Response:
         who = _session_principal(request)
         if who is None:
@@ -110,11 +161,14 @@ def mount_console(app: FastAPI) -> None:
             return RedirectResponse(f"/console/login?next={target}", status_code=303)
         if who.role == "ingest":
             return _html("denied.html", 403, build=build, title="Not allowed", who=who)
+        pages = nav(request.app.state.features)
+        extra_page = _EXTRA_PAGES.get(name)
         return _html(
             "page.html",
             page=name,
-            pages=PAGES,
-            title=PAGES.get(name, "Alert"),
+            pages=pages,
+            script=extra_page.script if extra_page else None,
+            title=pages.get(name, "Alert"),
             who=who,
             csrf=who.csrf_token,
             features=request.app.state.features,
@@ -151,5 +205,20 @@ def mount_console(app: FastAPI) -> None:
         if request.headers.get("if-none-match") == asset.etag:
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+    def extra(request: Request, key: str, rest: str = "") -> Response:
+        p = _EXTRA_PAGES.get(key)
+        features = request.app.state.features
+        if p is None or (p.feature is not None and not features.get(p.feature)):
+            return Response(b"not found", status_code=404, media_type="text/plain")
+        return page(request, key, subpath=rest)
+
+    @router.get("/console/{key}")
+    def extra_page(request: Request, key: str) -> Response:
+        return extra(request, key)
+
+    @router.get("/console/{key}/{rest:path}")
+    def extra_subpage(request: Request, key: str, rest: str) -> Response:
+        return extra(request, key, rest)
 
     app.include_router(router)
