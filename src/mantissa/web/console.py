@@ -201,7 +201,8 @@ def mount_console(app: FastAPI) -> None:
         asset = assets.get(name)
         if asset is None:
             return Response(b"not found", status_code=404, media_type="text/plain")
-        headers = {"ETag": asset.etag, "Cache-Control": "public, max-age=3600"}
+        # revalidate every time (a 304 is cheap): module imports carry no version suffix
+        headers = {"ETag": asset.etag, "Cache-Control": "no-cache"}
         if request.headers.get("if-none-match") == asset.etag:
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
