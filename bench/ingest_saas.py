@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -218,36 +217,29 @@ def _usable(source: str, rec: dict[str, Any]) -> bool:
 
 def run(source: str, path: Path, data_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mantissa.cli.main",
-            "--data-dir",
-            str(data_dir),
-            "ingest",
-            "--source",
-            source,
-            str(path),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    secs = time.perf_counter() - start
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mantissa.cli.main", "--data-dir", str(data_dir), "ingest",
+             "--source", source, str(path), "--format", "json"],
+            stdout=out, stderr=err,
+        )  # fmt: skip
+        # this child's own peak RSS (RUSAGE_CHILDREN would be the max over all runs)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        secs = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
-        raise SystemExit(f"{source}: ingest failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        raise SystemExit(f"{source}: ingest failed ({proc.returncode}): {stderr[-2000:]}")
+    summary = json.loads(stdout)
     return {
         "source": source,
-        "rows": out["events"],
-        "rejected": out["rejected"],
+        "rows": summary["events"],
+        "rejected": summary["rejected"],
         "seconds": secs,
         "mb": path.stat().st_size / 1e6,
-        "peak_rss_mb": rss,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
     }
 
 

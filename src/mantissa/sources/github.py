@@ -98,7 +98,7 @@ class GitHub(JsonSource):
             "OR action ILIKE '%.fail%' OR action ILIKE '%_failed' THEN 'failure' "
             "ELSE 'success' END"
         ),
-        "user": first("actor", "CASE WHEN action LIKE 'git.%' THEN NULL END"),
+        "user": first("actor"),
         "src_ip": ip("actor_ip"),
         "user_agent": "user_agent",
         "geo_country": first("actor_location.country_code", "actor_location.country_name"),
