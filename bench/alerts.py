@@ -14,9 +14,9 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,42 +32,66 @@ from mantissa.runtime import Runtime
 SECRET = "bench-secret"
 
 
+def serve(port_file: str, out_file: str) -> None:
+    """The local webhook, in its own process (as a real receiver would be): verifies each
+    signature and appends ``<alert id> <receive time>`` to ``out_file``."""
+    out = open(out_file, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ts = self.headers["X-Mantissa-Timestamp"]
+            want = (
+                "sha256="
+                + hmac.new(SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+            )
+            ok = hmac.compare_digest(want, self.headers["X-Mantissa-Signature"])
+            alert_id = json.loads(body)["alert"]["id"] if ok else "BAD"
+            out.write(f"{alert_id} {time.time()}\n")
+            self.send_response(204 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server.daemon_threads = True
+    Path(port_file).write_text(str(server.server_address[1]))
+    server.serve_forever()
+
+
 class Receiver:
-    def __init__(self) -> None:
-        self.received: dict[str, float] = {}
-        self.bad = 0
-        recv = self
+    """Runs :func:`serve` in a subprocess and reads what it received."""
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def __init__(self, tmp: Path) -> None:
+        self.port_file, self.out_file = tmp / "port", tmp / "received.txt"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(self.port_file), str(self.out_file)]
+        )
+        deadline = time.time() + 60
+        while not self.port_file.exists() or not self.port_file.read_text():
+            if time.time() > deadline:
+                raise RuntimeError("webhook receiver did not start")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}/hook"
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                ts = self.headers["X-Mantissa-Timestamp"]
-                want = (
-                    "sha256="
-                    + hmac.new(
-                        SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256
-                    ).hexdigest()
-                )
-                if hmac.compare_digest(want, self.headers["X-Mantissa-Signature"]):
-                    recv.received.setdefault(json.loads(body)["alert"]["id"], time.time())
-                else:
-                    recv.bad += 1
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def received(self) -> tuple[dict[str, float], int]:
+        got: dict[str, float] = {}
+        bad = 0
+        for line in self.out_file.read_text().splitlines():
+            alert_id, t = line.split()
+            if alert_id == "BAD":
+                bad += 1
+            else:
+                got.setdefault(alert_id, float(t))
+        return got, bad
 
-            def log_message(self, *a: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
 
 
 def candidates(n: int, seed: int = 1) -> list[AlertCandidate]:
@@ -114,10 +138,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--state", default=None, help="state store URL (default: SQLite in a temp dir)")
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    recv = Receiver()
+    if args.serve:
+        serve(*args.serve)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
+        recv = Receiver(data)
         intel = data / "intel.txt"
         intel.write_text("\n".join(f"185.{i}.0.0/16" for i in range(0, 256, 8)) + "\n")
         cfg = {
@@ -146,11 +174,14 @@ def main() -> None:
             for a in out:
                 created[a.id] = a.created_at.timestamp()
         wall = time.perf_counter() - t0
-        lat = sorted(recv.received[k] - created[k] for k in created if k in recv.received)
+        time.sleep(0.5)  # let the receiver's last lines land
+        received, bad = recv.received()
+        recv.close()
+        lat = sorted(received[k] - created[k] for k in created if k in received)
         missing = len(created) - len(lat)
         q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
         print(f"alerts            {len(created):>10,}")
-        print(f"delivered         {len(lat):>10,}   (missing {missing}, bad signatures {recv.bad})")
+        print(f"delivered         {len(lat):>10,}   (missing {missing}, bad signatures {bad})")
         print(f"wall time         {wall:>10.2f} s")
         print(
             f"alerts/s          {len(created) / wall:>10,.0f}   (upsert + enrich + redact + route + deliver)"
@@ -161,7 +192,6 @@ def main() -> None:
             f"state store       {svc.runtime.state.dialect}; batch {args.batch}; workers {args.workers}; "
             f"cpus {os.cpu_count()}"
         )
-    recv.server.shutdown()
 
 
 if __name__ == "__main__":

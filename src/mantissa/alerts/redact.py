@@ -99,6 +99,8 @@ class _Rule:
     pattern: re.Pattern[str]
     group: int = 0  # the group that is the sensitive value (0 = whole match)
     check: Callable[[str], bool] | None = None
+    #: a cheap precondition: "digit" = the text has a digit, else a substring it must have
+    needs: str | None = None
 
 
 _SECRET_RULES = [
@@ -183,6 +185,12 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}:?[0-9A-Fa-f]{0,4}(?![\w:])|::1\b")
 
 
+for _r in [_CARD, *_NATIONAL, *_PHONE]:
+    _r.needs = "digit"
+_EMAIL.needs = "@"
+_DIGIT = re.compile(r"\d")
+
+
 def _iban_ok(s: str) -> bool:
     s = s.replace(" ", "")
     if not 15 <= len(s) <= 34:
@@ -247,7 +255,15 @@ class Redactor:
         for lit in sorted(self.literals, key=len, reverse=True):
             if lit in s:
                 s = s.replace(lit, self.literals[lit])
+        if len(s) < 4:
+            return s
+        has_digit = _DIGIT.search(s) is not None
         for rule in self.rules:
+            if rule.needs == "digit":
+                if not has_digit:
+                    continue
+            elif rule.needs and rule.needs not in s:
+                continue
             s = rule.pattern.sub(functools.partial(self._sub, rule=rule), s)
         return s
 
