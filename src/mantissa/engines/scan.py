@@ -118,7 +118,7 @@ class Budget:
 
     def check(self, est: CostEstimate) -> None:
         """Raise :class:`BudgetExceeded` (with the estimate) if the query may not run."""
-        figure = f"{est.bytes_scanned:,} bytes in {est.files} files, ${est.price_usd:.4f}"
+        figure = f"{est.bytes_scanned:,} bytes in {est.files} files, ${est.price_usd:.6f}"
         if self.max_query_bytes is not None and est.bytes_scanned > self.max_query_bytes:
             raise BudgetExceeded(
                 f"query would scan {figure}: over engine.max_query_bytes "
@@ -165,3 +165,32 @@ def budget_options(options: dict[str, Any]) -> dict[str, Any]:
         for k in ("max_query_usd", "max_day_usd", "max_query_bytes")
         if options.get(k) is not None
     }
+
+
+def bind_parameters(tree: Any, parameters: dict[str, Any]) -> Any:
+    """Inline ``$name`` / ``:name`` parameters as typed literals (engines without binds)."""
+    from sqlglot import exp
+
+    from mantissa.errors import QueryError
+
+    def lit(v: Any) -> exp.Expression:
+        if v is None:
+            return exp.null()
+        if isinstance(v, bool):
+            return exp.Boolean(this=v)
+        if isinstance(v, int | float):
+            return exp.Literal.number(v)
+        if isinstance(v, dt.datetime):
+            v = v.astimezone(dt.UTC) if v.tzinfo else v
+            return exp.cast(exp.Literal.string(v.strftime("%Y-%m-%d %H:%M:%S.%f")), "timestamp")
+        return exp.Literal.string(str(v))
+
+    def repl(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder | exp.Parameter):
+            name = node.name
+            if name in parameters:
+                return lit(parameters[name])
+            raise QueryError(f"no value for query parameter {name!r}")
+        return node
+
+    return tree.transform(repl)

@@ -24,13 +24,18 @@ import time
 import uuid
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from mantissa.engines.base import CostEstimate, QueryEngine, QueryResult
 from mantissa.engines.guard import guard
 from mantissa.engines.pruning import add_partition_filters
-from mantissa.engines.scan import Budget, all_table_files, budget_options, plan_scan
+from mantissa.engines.scan import (
+    Budget,
+    all_table_files,
+    bind_parameters,
+    budget_options,
+    plan_scan,
+)
 from mantissa.errors import ConfigError, QueryError, QueryTimeout
 from mantissa.lake.catalog import EVENTS_VIEW, TableSpec, tables
 from mantissa.lake.storage import Storage
@@ -189,9 +194,11 @@ class SparkEngine(QueryEngine):
     def tables(self) -> list[str]:
         return [*tables(), EVENTS_VIEW]
 
-    def prepare(self, sql: str) -> str:
+    def prepare(self, sql: str, parameters: dict[str, Any] | None = None) -> str:
         guarded = guard(sql, self.tables())
         tree = add_partition_filters(guarded.expression, set(tables()) | {EVENTS_VIEW})
+        if parameters:
+            tree = bind_parameters(tree, parameters)
         return to_spark_sql(tree)
 
     def estimate_cost(self, sql: str) -> CostEstimate:
@@ -209,11 +216,9 @@ class SparkEngine(QueryEngine):
         )
 
     def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        final = self.prepare(sql)
+        final = self.prepare(sql, parameters)
         est = self.estimate_cost(sql)
         self.budget.check(est)
-        if parameters:
-            final = _bind(final, parameters)
         self._register()
         spark = self.spark
         group = f"mantissa-{uuid.uuid4().hex[:12]}"
@@ -268,33 +273,6 @@ def _column_values(col: Any) -> list[Any]:
     if str(col.type).startswith("timestamp") and "tz=" not in str(col.type):
         return [v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v for v in values]
     return values
-
-
-def _bind(sql: str, parameters: dict[str, Any]) -> str:
-    """Inline named ``$name`` parameters as literals (Spark SQL has no server-side binds)."""
-    tree = sqlglot.parse_one(sql, dialect="spark")
-
-    def lit(v: Any) -> exp.Expression:
-        if v is None:
-            return exp.null()
-        if isinstance(v, bool):
-            return exp.Boolean(this=v)
-        if isinstance(v, int | float):
-            return exp.Literal.number(v)
-        if isinstance(v, dt.datetime):
-            v = v.astimezone(dt.UTC) if v.tzinfo else v
-            return exp.cast(exp.Literal.string(v.strftime("%Y-%m-%d %H:%M:%S.%f")), "timestamp")
-        return exp.Literal.string(str(v))
-
-    def repl(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Placeholder | exp.Parameter):
-            name = node.name
-            if name in parameters:
-                return lit(parameters[name])
-            raise QueryError(f"no value for query parameter {name!r}")
-        return node
-
-    return tree.transform(repl).sql(dialect="spark")
 
 
 def _first_line(exc: BaseException) -> str:
