@@ -53,8 +53,10 @@ def transform_sql(
     struct = json.dumps(structure).replace("'", "''")
     doc = "_doc"
     if canonical_key:
+        # a substring test, not a JSON parse: the key's exact spelling anywhere means the
+        # record was not case-folded by a normalizer
         doc = (
-            f"CASE WHEN json_exists(_doc, '$.\"{canonical_key}\"') THEN _doc "
+            f"CASE WHEN contains(_doc, '\"{canonical_key}\"') THEN _doc "
             f"ELSE {fold_keys_sql('_doc', structure)} END"
         )
     return (
@@ -71,8 +73,11 @@ def payload_sql(paths: list[tuple[str, str]]) -> str:
     """
     parts = []
     for test, path in paths:
+        # cheap substring gate first: most records are not enveloped
+        first_key = test.removeprefix("$.").split(".")[0].strip('"')
         parts.append(
-            f"WHEN json_exists(raw, '{test}') THEN CASE WHEN json_type(raw, '{path}') = 'VARCHAR' "
+            f"WHEN contains(raw, '\"{first_key}\"') AND json_exists(raw, '{test}') "
+            f"THEN CASE WHEN json_type(raw, '{path}') = 'VARCHAR' "
             f"AND json_valid(json_extract_string(raw, '{path}')) "
             f"THEN json_extract_string(raw, '{path}') "
             f"ELSE CAST(json_extract(raw, '{path}') AS VARCHAR) END"
