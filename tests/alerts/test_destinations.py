@@ -346,3 +346,32 @@ def test_bad_destination_settings_name_file_and_line(make_runtime) -> None:
     rt = make_runtime({"destinations": {"x": {"type": "carrier_pigeon"}}})
     with pytest.raises(ConfigError, match="unknown destination type 'carrier_pigeon'"):
         AlertService(rt)
+
+
+def test_load_destination_and_message_alert_for_soar(make_runtime, stub) -> None:
+    from mantissa.alerts.destinations.base import message_alert
+    from mantissa.alerts.routing import load_destination
+    from mantissa.errors import ConfigError
+
+    recv = stubs.WebhookReceiver()
+    s = stub(recv)
+    rt = make_runtime(
+        {
+            "destinations": {
+                "soc": {"type": "webhook", "url": s.url + "/hook", "secret": stubs.WEBHOOK_SECRET}
+            }
+        }
+    )
+    dest = load_destination(rt, "soc")
+    msg = message_alert(
+        "Playbook disabled user bob",
+        "Okta user bob was suspended",
+        "medium",
+        entities={"user": "bob"},
+    )
+    dest.send(
+        Delivery(alert=msg, kind="trigger", idempotency_key="exec-1:step-2", destination_id="soc")
+    )
+    assert recv.accepted["exec-1:step-2"]["alert"]["rule_title"] == "Playbook disabled user bob"
+    with pytest.raises(ConfigError, match="unknown destination 'nope'"):
+        load_destination(rt, "nope")

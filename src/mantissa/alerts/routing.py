@@ -295,3 +295,17 @@ def build_destination(
     except ValidationError as exc:
         raise _config_error(exc, config.path, prefix=("destinations", dest_id)) from None
     return cls(dest_id, cfg, context)
+
+
+def load_destination(runtime: Any, dest_id: str) -> Destination:
+    """One configured destination by id (for SOAR ``send_notification``/``create_ticket``)."""
+    from mantissa.alerts.destinations.base import DestinationContext
+
+    specs = runtime.config.section("destinations", Destinations).root
+    if dest_id not in specs:
+        raise ConfigError(
+            f"unknown destination {dest_id!r}",
+            hint="known: " + (", ".join(specs) or "none (add a destinations: section)"),
+        )
+    ctx = DestinationContext(data_dir=getattr(runtime, "data_dir", None))
+    return build_destination(runtime.config, dest_id, specs[dest_id].model_dump(), ctx)

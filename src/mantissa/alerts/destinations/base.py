@@ -188,6 +188,37 @@ def _short(text: str, n: int = 200) -> str:
     return text[:n] + ("…" if len(text) > n else "")
 
 
+def message_alert(
+    title: str,
+    text: str | None = None,
+    severity: str = "informational",
+    entities: dict[str, str] | None = None,
+    tags: list[str] | None = None,
+    source: str = "mantissa",
+) -> Alert:
+    """A synthetic alert carrying a free-form message (SOAR notifications, tests), so any
+    destination can send it with its usual rendering."""
+    import datetime as dt
+    import uuid
+
+    now = dt.datetime.now(dt.UTC)
+    return Alert(
+        id="msg_" + uuid.uuid4().hex[:16],
+        rule_id=source,
+        rule_title=title,
+        severity=severity,  # type: ignore[arg-type]
+        dedup_key=f"{source}|{title}",
+        entities=entities or {},
+        tags=tags or [],
+        description=text,
+        first_seen=now,
+        last_seen=now,
+        created_at=now,
+        updated_at=now,
+        source=source,
+    )
+
+
 # -- registry -------------------------------------------------------------------------
 def load_destination_modules() -> None:
     """Import every module of this package (defining a destination registers it)."""
