@@ -113,3 +113,23 @@ def test_serve_runs_api_console_and_stops_cleanly(data_dir):
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert "Application shutdown complete" in err
     assert "Traceback" not in err
+
+
+def test_demo_console_step_gives_one_working_token(runtime):
+    from rich.console import Console
+
+    from mantissa.api.auth import TokenStore
+    from mantissa.api.demo import DEMO_TOKEN_NAME, console_step
+    from mantissa.demo import DemoContext
+    from mantissa.demo.scenario import Scenario
+
+    out = Console(record=True, width=200)
+    for _ in range(2):  # running the demo again replaces the token
+        ctx = DemoContext(runtime=runtime, scenario=Scenario(), console=out, results={})
+        console_step(ctx)
+    active = [t for t in TokenStore(runtime.state).list() if t.name == DEMO_TOKEN_NAME]
+    assert len(active) == 1 and active[0].role == "analyst"
+    text = out.export_text()
+    secret = text.rsplit("mnt_", 1)[1].split()[0]
+    assert TokenStore(runtime.state).authenticate("mnt_" + secret).token_id == active[0].id
+    assert "serve" in text and "/console" in text

@@ -85,6 +85,7 @@ def steps() -> list[_Step]:
 # Modules that contribute demo steps (detections, alerts, questions ...); one line each.
 DEMO_STEP_MODULES: list[str] = [
     "mantissa.alerts.demo",
+    "mantissa.api.demo",
     "mantissa.detect.demo",
     "mantissa.apm.demo",
 ]
