@@ -90,3 +90,37 @@ def compact_cmd(
         f"{out['orphans_removed']} orphans removed in {out['seconds']} s"
         f"{' (dry run)' if dry_run else ''}[/]"
     )
+
+
+@lake_app.command("register")
+def register_cmd(
+    ctx: typer.Context,
+    engine: str = typer.Option(
+        ..., "--engine", "-e", help="athena | spark (bigquery, synapse: see docs)."
+    ),
+    table: list[str] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f"),
+) -> None:
+    """Create or update the engine's external tables / views over the lake (idempotent)."""
+    rt = runtime(ctx)
+    eng = rt.make_engine(engine)
+    register = getattr(eng, "register", None)
+    if engine == "athena":
+        from mantissa.engines.athena import register_athena
+
+        actions = register_athena(eng, table or None)  # type: ignore[arg-type]
+    elif callable(register):
+        actions = register(table or None)
+    else:
+        raise ConfigError(
+            f"engine {engine!r} has no catalog to register in",
+            hint="duckdb reads the lake directly; use athena or spark",
+        )
+    if fmt == Format.json:
+        print_json({"engine": engine, "lake": rt.storage.describe(), "actions": actions})
+        return
+    print_table(
+        ["object", "action"],
+        [[a["object"], a["action"]] for a in actions],
+        title=f"registered on {engine}",
+    )

@@ -110,7 +110,14 @@ class DuckDBEngine(QueryEngine):
             else:
                 has_files = any(True for _ in self.storage.list(spec.prefix, ".parquet"))
                 view = self._view_sql(spec, has_files)
-            con.execute(f'CREATE VIEW "{name}" AS {view}')
+            try:
+                con.execute(f'CREATE VIEW "{name}" AS {view}')
+            except _duckdb.Error as exc:
+                con.close()
+                raise QueryError(
+                    f"table {name}: {str(exc).splitlines()[0]}",
+                    hint="a file in the lake is not valid Parquet: `mantissa engines check --deep` lists it",
+                ) from None
             if spec.kind == "logs":
                 log_tables.append(name)
         common = ", ".join(f'"{c}"' for c in COMMON_COLUMNS)

@@ -263,6 +263,33 @@ class SparkEngine(QueryEngine):
             column_types=[str(f.type) for f in table.schema],
         )
 
+    def register(self, only: list[str] | None = None) -> list[dict[str, str]]:
+        """Catalog tables over the lake (persistent with a Hive metastore), partitions recovered.
+
+        Queries through this engine use the committed file lists; the catalog tables are
+        for other Spark users (notebooks, jobs) of the same cluster.
+        """
+        spark = self.spark
+        actions = []
+        for name, spec in tables().items():
+            if only and name not in only:
+                continue
+            if not any(True for _ in self.storage.list(spec.prefix, ".parquet")):
+                continue
+            loc = self._uri(self.storage.uri(spec.prefix)).replace("'", "\\'")
+            existed = spark.catalog.tableExists(f"mantissa_{name}")
+            if not existed:
+                # schema and the year/month/day/hour partition columns are inferred
+                spark.sql(f"CREATE TABLE mantissa_{name} USING parquet LOCATION '{loc}'")
+            spark.sql(f"ALTER TABLE mantissa_{name} RECOVER PARTITIONS")
+            actions.append(
+                {
+                    "object": f"mantissa_{name}",
+                    "action": "recovered partitions" if existed else "created table",
+                }
+            )
+        return actions
+
     def close(self) -> None:
         self._registered = None
 

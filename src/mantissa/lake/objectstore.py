@@ -202,11 +202,22 @@ class ObjectStorage(Storage):
         path = self._path(prefix)
         try:
             found = self.fs.find(path, detail=True, withdirs=False)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if not self._bucket_exists():
+                raise self._error(
+                    Exception(f"NoSuchBucket: {self.bucket}"), "listing", prefix
+                ) from None
+            del exc
             return {}
         except Exception as exc:
             raise self._error(exc, "listing", prefix) from None
         return {p.strip("/"): info for p, info in found.items() if info.get("type") != "directory"}
+
+    def _bucket_exists(self) -> bool:
+        try:
+            return bool(self.fs.exists(self.bucket))
+        except Exception:
+            return False
 
     def _read_markers(self, paths: list[str]) -> dict[str, dict[str, list[str]]]:
         out: dict[str, dict[str, list[str]]] = {}
