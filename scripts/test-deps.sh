@@ -18,4 +18,11 @@ if ! have chromium && [ "$(id -u)" = "0" ] && have apt-get; then
     >/tmp/mantissa-chromium-install.log 2>&1 \
     || echo "test-deps: could not install chromium (see /tmp/mantissa-chromium-install.log)"
 fi
+# OpenJDK 17 for the Spark engine tests (pyspark local mode).
+if ! have java && [ "$(id -u)" = "0" ] && have apt-get; then
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless \
+    || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless)) \
+    >/tmp/mantissa-java-install.log 2>&1 \
+    || echo "test-deps: could not install Java (see /tmp/mantissa-java-install.log); Spark tests will skip"
+fi
 exit 0
