@@ -33,6 +33,10 @@ def serve(
 
     from mantissa.api.app import create_app
 
+    from mantissa.errors import ConfigError
+
+    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        raise ConfigError(f"unknown log level {log_level!r}", hint="debug, info, warning or error")
     rt = runtime(ctx)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

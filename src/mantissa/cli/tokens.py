@@ -75,7 +75,8 @@ def revoke(
     token_id: str = typer.Argument(..., help="The token id (tok_...), see `tokens list`."),
     fmt: Format = typer.Option(Format.table, "--format", "-f"),
 ) -> None:
-    """Revoke a token; it stops working at once, with the console sessions opened with it."""
+    """Revoke a token and the console sessions opened with it (a running server notices
+    within 5 seconds)."""
     info = _store(ctx).revoke(token_id)
     if fmt == Format.json:
         print_json(info.to_dict())
