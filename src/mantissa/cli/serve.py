@@ -32,7 +32,6 @@ def serve(
     import uvicorn
 
     from mantissa.api.app import create_app
-
     from mantissa.errors import ConfigError
 
     if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
