@@ -147,12 +147,21 @@ def load_lexicon(runtime: Any, refresh: bool = False) -> Lexicon:
         except Exception:
             stored = None
         harvested: dict[str, Any]
-        if not refresh and stored and stored.get("watermark") == wm:
+        if (
+            not refresh
+            and stored
+            and stored.get("watermark") == wm
+            and stored.get("columns") == list(HARVEST_COLUMNS)
+        ):
             harvested = stored["tables"]
         else:
             harvested = _harvest(runtime, specs, hints)
             try:
-                runtime.state.put("ask.harvest", state_key, {"watermark": wm, "tables": harvested})
+                runtime.state.put(
+                    "ask.harvest",
+                    state_key,
+                    {"watermark": wm, "columns": list(HARVEST_COLUMNS), "tables": harvested},
+                )
             except Exception:
                 pass  # the state store is a cache here; answering must not depend on it
         infos: dict[str, TableInfo] = {}
