@@ -4,6 +4,7 @@ Retry-After, dead letters, idempotency)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -375,3 +376,45 @@ def test_load_destination_and_message_alert_for_soar(make_runtime, stub) -> None
     assert recv.accepted["exec-1:step-2"]["alert"]["rule_title"] == "Playbook disabled user bob"
     with pytest.raises(ConfigError, match="unknown destination 'nope'"):
         load_destination(rt, "nope")
+
+
+def test_secrets_reach_no_log_record_or_database_file(
+    make_runtime, stub, monkeypatch, caplog
+) -> None:
+    pd = stubs.PagerDutyStub()
+    recv = stubs.WebhookReceiver()
+    s_pd, s_hook = stub(pd), stub(recv)
+    s_pd.queued_failures.append(stubs.reply_json(500, {"status": "error"}))
+    monkeypatch.setenv("T_PD_KEY", stubs.PD_ROUTING_KEY)
+    monkeypatch.setenv("T_HOOK_SECRET", stubs.WEBHOOK_SECRET)
+    rt = make_runtime(
+        {
+            "destinations": {
+                "pd": {
+                    "type": "pagerduty",
+                    "routing_key": "${env:T_PD_KEY}",
+                    "url": s_pd.url + "/v2/enqueue",
+                    "backoff_base_secs": 0.05,
+                },
+                "hook": {
+                    "type": "webhook",
+                    "url": s_hook.url + "/hook",
+                    "secret": "${env:T_HOOK_SECRET}",
+                },
+            },
+            "routes": [{"match": {}, "to": ["pd", "hook"]}],
+        }
+    )
+    svc = AlertService(rt)
+    with caplog.at_level(logging.DEBUG):
+        [alert] = svc.raise_alerts([candidate()])
+        svc.set_status(alert.id, "closed", "ann")
+    assert {d["status"] for d in svc.store.get(alert.id).deliveries} == {"delivered"}
+    assert pd.incidents[alert.id]["status"] == "resolved" and recv.accepted
+    rt.state.close()
+    blobs = b"".join(p.read_bytes() for p in rt.data_dir.glob("state.db*"))
+    assert blobs, "no database file found"
+    for secret in (stubs.PD_ROUTING_KEY, stubs.WEBHOOK_SECRET):
+        assert secret.encode() not in blobs
+        assert secret not in caplog.text
+        assert secret not in json.dumps(svc.store.get(alert.id).to_dict())
