@@ -165,3 +165,28 @@ def test_upsert_many_matches_one_by_one(store: AlertStore) -> None:
         candidate(dedup_key="reopened", first_seen=t1, last_seen=t1, evidence_event_ids=["e"])
     )
     assert not created and again.id == res[3][0].id
+
+
+def test_evidence_with_odd_values_round_trips(store: AlertStore) -> None:
+    import decimal
+
+    rows = [
+        {
+            "t": T0,
+            "d": decimal.Decimal("1.5"),
+            "nan": float("nan"),
+            "inf": float("inf"),
+            "b": b"\x01\x02",
+            "nested": {"x": [T0.date(), float("-inf")]},
+        }
+    ]
+    a, _ = store.upsert(candidate(evidence_rows=rows))
+    got = store.get(a.id).evidence_rows[0]
+    assert got == {
+        "t": "2026-03-01T12:00:00Z",
+        "d": 1.5,
+        "nan": None,
+        "inf": None,
+        "b": "0102",
+        "nested": {"x": ["2026-03-01", None]},
+    }

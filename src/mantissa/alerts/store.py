@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import math
 import random
 import time
 from typing import Any
@@ -134,7 +135,18 @@ def _merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
 def _jsonable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from mantissa.engines.base import to_jsonable
 
-    return [to_jsonable(r) for r in rows]
+    return [_finite(to_jsonable(r)) for r in rows]
+
+
+def _finite(v: Any) -> Any:
+    # NaN/Infinity are not JSON: PostgreSQL rejects them, SQLite would store invalid JSON
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 class AlertStore:
