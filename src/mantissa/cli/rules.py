@@ -178,8 +178,16 @@ def validation(idx: Any) -> dict[str, Any]:
             unsupported.append(
                 {"path": r.path, "line": r.line, "rule_id": r.id, "error": exc.message}
             )
+    from mantissa.detect.rules import lint
+
     total = len(idx.rules) + len([i for i in idx.issues if i.kind == "invalid"])
-    return {"total": total, "valid": valid, "unsupported": unsupported, "invalid": invalid}
+    return {
+        "total": total,
+        "valid": valid,
+        "unsupported": unsupported,
+        "invalid": invalid,
+        "warnings": [w.to_dict() for w in lint(idx)],
+    }
 
 
 @rules_app.command("validate")
@@ -196,7 +204,7 @@ def validate(
         print_json(out)
     else:
         console.print(f"{out['valid']} of {out['total']} rules valid")
-        for kind in ("invalid", "unsupported"):
+        for kind in ("invalid", "unsupported", "warnings"):
             for i in out[kind]:
                 console.print(
                     f"[yellow]{kind}[/] {i['path']}:{i['line'] or '?'}: {i['error']}",

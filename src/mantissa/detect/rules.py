@@ -541,3 +541,58 @@ def _reference_compat(docs: list[Any]) -> dict[int, str]:
         if isinstance(tags, list):
             d["tags"] = [t if not isinstance(t, str) or "." in t else f"mantissa.{t}" for t in tags]
     return native
+
+
+# pySigma's own validators that need no downloaded data (the ATT&CK / D3FEND tag validators
+# fetch MITRE data at run time, so they are left out: validation must work offline).
+OFFLINE_VALIDATORS = (
+    "DanglingDetectionValidator",
+    "DanglingConditionValidator",
+    "ThemConditionWithSingleDetectionValidator",
+    "AllOfThemConditionValidator",
+    "IdentifierExistenceValidator",
+    "DuplicateTagValidator",
+    "InvalidModifierCombinationsValidator",
+    "DoubleWildcardValidator",
+    "NumberAsStringValidator",
+    "ControlCharacterValidator",
+    "WildcardsInsteadOfModifiersValidator",
+    "EscapedWildcardValidator",
+    "TagFormatValidator",
+)
+
+
+def lint(index: RuleIndex) -> list[RuleIssue]:
+    """Warnings from pySigma's offline validators (the rule still loads and runs)."""
+    import importlib
+
+    from sigma.validation import SigmaValidator
+
+    found: dict[str, Any] = {}
+    for mod in ("condition", "metadata", "modifiers", "tags", "values"):
+        m = importlib.import_module(f"sigma.validators.core.{mod}")
+        found.update({n: getattr(m, n) for n in OFFLINE_VALIDATORS if hasattr(m, n)})
+    classes = list(found.values())
+    validator = SigmaValidator(classes)
+    out: list[RuleIssue] = []
+    for rule in index.rules:
+        if not isinstance(rule.sigma, SigmaRule):
+            continue
+        try:
+            issues = validator.validate_rule(copy.deepcopy(rule.sigma))
+        except Exception as exc:  # a validator bug must not hide the rule
+            issues = []
+            out.append(
+                RuleIssue(rule.path, rule.line, f"validator failed: {exc}", "warning", rule.id)
+            )
+        for issue in issues:
+            out.append(
+                RuleIssue(
+                    rule.path,
+                    rule.line,
+                    f"{type(issue).__name__}: {issue.description}",
+                    "warning",
+                    rule.id,
+                )
+            )
+    return out
