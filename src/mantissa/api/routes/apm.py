@@ -46,6 +46,18 @@ register(router, max_body_bytes=256 * 1024 * 1024, feature=FEATURE)
 _require_ingest = require(Role.ingest)
 
 
+def _console_page() -> None:
+    """``/console/apm``: service map, RED, span search, waterfall (``apm/static/apm.js``)."""
+    try:
+        from mantissa.web.console import register_page
+    except ModuleNotFoundError:  # a build without the console
+        return
+    register_page("apm", "APM", package="mantissa.apm", feature=FEATURE)
+
+
+_console_page()
+
+
 def ingest_auth(request: Request) -> Any:
     """Like ``require("ingest")`` but hands failures to the endpoint, which answers
     them as ``google.rpc.Status`` in the request's encoding."""
