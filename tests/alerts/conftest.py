@@ -75,6 +75,10 @@ def make_runtime(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         d = data_dir or tmp_path / f"data{len(made)}"
         d.mkdir(parents=True, exist_ok=True)
         cfg = dict(config or {})
+        # most tests have an empty lake: skip the user-context query unless asked for
+        # (test_enrich covers it against a real lake)
+        alerts_cfg = cfg.setdefault("alerts", {})
+        alerts_cfg.setdefault("enrichment", {}).setdefault("user_context", {"enabled": False})
         if state_url:
             cfg.setdefault("state", {})["url"] = state_url
         (d / "mantissa.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

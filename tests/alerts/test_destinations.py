@@ -16,13 +16,16 @@ from mantissa.alerts.service import AlertService
 from tests.alerts import stubs
 from tests.alerts.conftest import candidate
 
+# the lake is empty in these tests: skip the user-context query (tested in test_enrich)
+NO_LAKE = {"enrichment": {"user_context": {"enabled": False}}}
+
 
 def _service(make_runtime: Any, dest: dict[str, Any], **alerts_cfg: Any) -> AlertService:
     dest = {"backoff_base_secs": 0.05, "backoff_max_secs": 0.2, **dest}
     cfg = {
         "destinations": {"d": dest},
         "routes": [{"match": {"min_severity": "low"}, "to": ["d"]}],
-        "alerts": {"delivery": {"flush_timeout_secs": 10}, **alerts_cfg},
+        "alerts": {"delivery": {"flush_timeout_secs": 10}, **NO_LAKE, **alerts_cfg},
     }
     return AlertService(make_runtime(cfg))
 

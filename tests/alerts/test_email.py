@@ -17,7 +17,10 @@ def _svc(make_runtime: Any, dest: dict[str, Any]) -> AlertService:
             {
                 "destinations": {"mail": {"backoff_base_secs": 0.05, **dest}},
                 "routes": [{"match": {}, "to": ["mail"]}],
-                "alerts": {"delivery": {"flush_timeout_secs": 5}},
+                "alerts": {
+                    "delivery": {"flush_timeout_secs": 5},
+                    "enrichment": {"user_context": {"enabled": False}},
+                },
             }
         )
     )

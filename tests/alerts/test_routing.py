@@ -152,6 +152,7 @@ def test_escalation_fires_only_while_unacknowledged(make_runtime, stub) -> None:
 # -- the CLI ----------------------------------------------------------------------------------------
 def _seed(data_dir: Path) -> list[str]:
     (data_dir / "mantissa.yaml").write_text(
+        "alerts: {enrichment: {user_context: {enabled: false}}}\n"
         "destinations:\n  audit: {type: file}\n"
         "routes:\n  - {match: {severity: [high, critical]}, to: [audit]}\n"
     )
