@@ -262,17 +262,24 @@ def test_gzip_deflate_and_bomb(client, auth, runtime):
     assert [x["span_id"] for x in stored(runtime)] == [f"{1:016x}", f"{2:016x}"]
 
 
-def test_saturation_answers_429_and_503_with_retry_after(client, auth, runtime):
+def test_saturation_answers_429_and_503_with_retry_after(client, auth, runtime, monkeypatch):
     rec = receiver_for(runtime)
     rec.cfg.max_in_flight = 1
     rec.in_flight = 1
     r = post_json(client, auth["ingest"], request(span(1)))
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
     rec.in_flight = 0
-    rec.flush_error = "OSError"
+
+    def disk_full(force: bool = True) -> int:
+        raise OSError(28, "No space left on device")
+
+    # the flusher cannot write the lake: new batches are refused until it recovers
+    monkeypatch.setattr(rec, "flush", disk_full)
+    wait_for(lambda: rec.flush_error is not None, timeout=10, every=0.05)
     r = post_json(client, auth["ingest"], request(span(1)))
     assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
-    rec.flush_error = None
+    monkeypatch.undo()
+    wait_for(lambda: rec.flush_error is None, timeout=10, every=0.05)
     assert post_json(client, auth["ingest"], request(span(1))).status_code == 200
 
 

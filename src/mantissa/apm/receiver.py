@@ -314,6 +314,9 @@ class Receiver:
     def _loop(self) -> None:
         while not self.stop_event.wait(0.2):
             try:
+                if self.flush_error:
+                    # segments whose flush failed are still on disk: retry them first
+                    self.replay()
                 self.flush(force=False)
                 self.flush_error = None
             except Exception as exc:
