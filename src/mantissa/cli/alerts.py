@@ -202,8 +202,18 @@ def _render(a: Any) -> None:
         if rows:
             print_table(["enrichment", "observable", "value"], rows, max_width=80)
     if a.evidence_rows:
-        console.print(
-            f"evidence: {len(a.evidence_event_ids)} event ids, {len(a.evidence_rows)} sample rows"
+        keys: list[str] = []
+        for r in a.evidence_rows[:5]:
+            keys += [k for k in r if k not in keys and k != "raw"]
+        # what an analyst reads first, then whatever else the rule selected
+        first = ["event_time", "event_type", "eventName", "user", "src_ip", "outcome"]
+        cols = ([k for k in first if k in keys] + [k for k in keys if k not in first])[:6]
+        print_table(
+            cols,
+            [[r.get(c) for c in cols] for r in a.evidence_rows[:5]],
+            title=f"evidence ({len(a.evidence_event_ids)} event ids, "
+            f"{len(a.evidence_rows)} sample rows)",
+            max_width=40,
         )
     if a.deliveries:
         print_table(
