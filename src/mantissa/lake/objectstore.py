@@ -250,7 +250,9 @@ class ObjectStorage(Storage):
 
     def partitions(self, prefix: str) -> dict[str, PartitionState]:
         """Every folder under ``prefix`` with its live files, orphans and markers."""
-        found = self._find(prefix)
+        return self._states(self._find(prefix))
+
+    def _states(self, found: dict[str, dict[str, Any]]) -> dict[str, PartitionState]:
         by_dir: dict[str, dict[str, _Entry]] = {}
         marker_paths: dict[str, list[str]] = {}
         other: dict[str, list[_Entry]] = {}
@@ -313,6 +315,60 @@ class ObjectStorage(Storage):
         with self._lock:
             self._markers[self._path(key)] = {"add": sorted(add), "remove": sorted(remove)}
 
+    def _write_markers(
+        self, folders: dict[str, tuple[list[str], list[str]]], commit_id: str
+    ) -> None:
+        """All of a commit's markers, concurrently (one PUT each; after every data file)."""
+        if len(folders) <= 1:
+            for folder, (add, rem) in folders.items():
+                self._write_marker(folder, commit_id, add, rem)
+            return
+        blobs: dict[str, bytes] = {}
+        docs: dict[str, dict[str, list[str]]] = {}
+        for folder, (add, rem) in folders.items():
+            key = f"{folder}/{COMMITS_DIR}/{commit_id}.json"
+            doc = {"add": sorted(add), "remove": sorted(rem)}
+            blobs[self._path(key)] = json.dumps({**doc, "at": time.time()}).encode()
+            docs[self._path(key)] = doc
+        try:
+            self.fs.pipe(blobs)
+        except Exception as exc:
+            raise self._error(exc, "committing under") from None
+        with self._lock:
+            self._markers.update(docs)
+
+    def list_many(self, prefixes: list[str], suffix: str = "") -> list[ObjectInfo]:
+        """Several partitions' live objects, listed concurrently."""
+        if len(prefixes) <= 1 or not getattr(self.fs, "async_impl", False):
+            return [o for p in prefixes for o in self.list(p, suffix)]
+        from fsspec.asyn import sync
+
+        async def gather() -> list[Any]:
+            import asyncio
+
+            return await asyncio.gather(
+                *[self.fs._find(self._path(p), detail=True, withdirs=False) for p in prefixes],
+                return_exceptions=True,
+            )
+
+        try:
+            results = sync(self.fs.loop, gather)
+        except Exception as exc:
+            raise self._error(exc, "listing") from None
+        found: dict[str, dict[str, Any]] = {}
+        for r in results:
+            if isinstance(r, FileNotFoundError):
+                continue
+            if isinstance(r, BaseException):
+                raise self._error(r, "listing") from None
+            found.update({p.strip("/"): i for p, i in r.items() if i.get("type") != "directory"})
+        out: list[ObjectInfo] = []
+        for _folder, st in sorted(self._states(found).items()):
+            out += [
+                ObjectInfo(e.key, e.size) for e in [*st.live, *st.other] if e.key.endswith(suffix)
+            ]
+        return out
+
     def publish(self, files: dict[str, Path], remove: Iterable[str] = ()) -> None:
         """Upload ``files`` (key → local path), then commit them per folder in one marker each.
 
@@ -338,8 +394,9 @@ class ObjectStorage(Storage):
                 self.fs.put([str(files[k]) for k in keys], [self._path(k) for k in keys])
             except Exception as exc:
                 raise self._error(exc, "writing", keys[0]) from None
-        for folder, (add, rem) in sorted(by_folder.items()):
-            self._write_marker(folder, commit_id, add, rem)
+        self._write_markers(
+            {folder: (add, rem) for folder, (add, rem) in sorted(by_folder.items())}, commit_id
+        )
         for local, _key in plain:
             local.unlink(missing_ok=True)
         for local in files.values():

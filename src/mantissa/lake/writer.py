@@ -61,11 +61,14 @@ class LakeWriter:
                 continue
 
     def existing_files(self, parts: list[tuple[int, int, int, int]]) -> list[str]:
-        files: list[str] = []
-        for y, m, d, h in parts:
-            for obj in self.storage.list(partition_key(self.prefix, y, m, d, h), ".parquet"):
-                files.append(self.storage.uri(obj.key))
-        return files
+        keys = [partition_key(self.prefix, y, m, d, h) for y, m, d, h in parts]
+        many = getattr(self.storage, "list_many", None)  # object stores list concurrently
+        objs = (
+            many(keys, ".parquet")
+            if many
+            else [o for k in keys for o in self.storage.list(k, ".parquet")]
+        )
+        return [self.storage.uri(obj.key) for obj in objs]
 
     def write(self, table: str, batch_id: str, order_by: str = "event_time") -> WriteResult:
         """Write temp table ``table`` (with ``event_id`` and ``event_time``) to the lake."""
