@@ -16,10 +16,16 @@ def run_question(
     question: str,
     fmt: Any,
     explain: bool,
-    dialect: str = "duckdb",
+    dialect: str | None = None,
     session: str | None = None,
 ) -> Answer:
-    """Answer ``question`` and print it as a table (with SQL, summary, cost), JSON or CSV."""
+    """Answer ``question`` and print it as a table (with SQL, summary, cost), JSON or CSV.
+
+    ``--dialect`` and ``--session`` arrive through ``ctx.meta["ask"]`` (set by
+    ``mantissa query``) unless given here."""
+    opts = ctx.meta.get("ask") or {}
+    dialect = dialect or opts.get("dialect") or "duckdb"
+    session = session or opts.get("session")
     rt = runtime(ctx)
     ans = answer(rt, question, session=session, dialect=dialect, explain=explain)
     fmt = Format(str(fmt.value if hasattr(fmt, "value") else fmt))

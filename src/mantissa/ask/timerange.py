@@ -316,10 +316,11 @@ def _between(a: str, b: str, now: dt.datetime) -> TimeRange | None:
         return None
     if hi < lo:
         lo, hi = hi, lo
+    label = f"{_iso(lo)[:10]} to {_iso(hi)[:10]}"
     # A bare end date means "through the end of that day".
     if hi.time() == dt.time(0, 0):
         hi = hi + dt.timedelta(days=1)
-    return _range(lo, min(hi, now) if lo < now else hi, f"{_iso(lo)[:10]} to {_iso(hi)[:10]}")
+    return _range(lo, min(hi, now) if lo < now else hi, label)
 
 
 def _since(text: str, now: dt.datetime) -> TimeRange | None:

@@ -18,6 +18,12 @@ def query(
     explain: bool = typer.Option(
         False, "--explain", help="Show the SQL and cost estimate without running."
     ),
+    dialect: str = typer.Option(
+        "duckdb", "--dialect", help="SQL dialect to show: duckdb, athena, bigquery, synapse, spark."
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Conversation id: follow-up questions refine the previous one."
+    ),
 ) -> None:
     """Run SQL against the lake, read-only and sandboxed."""
     rt = runtime(ctx)
@@ -26,6 +32,7 @@ def query(
     if sql is None:
         from mantissa.cli.ask_bridge import answer_question
 
+        ctx.meta["ask"] = {"dialect": dialect, "session": session}
         answer_question(ctx, question or "", fmt, explain)
         return
     engine = rt.engine
