@@ -448,3 +448,24 @@ def test_packed_scan_equals_rule_by_rule(rt, tmp_path: Path) -> None:
             assert len(ev.units) == 2  # one scan for every rule on the table + the correlation
     assert results[True] == results[False]
     assert len({r[0] for r in results[True]}) == len(paths)  # every rule fired on its samples
+
+
+def test_window_prunes_partitions(rt, tmp_path: Path) -> None:
+    """A 5-minute window reads one hour's files, for packed scans and aggregations alike."""
+    evs = [ct(f"h{i}", "StopLogging", minutes=60 * i) for i in range(6)]
+    ingest_events(rt, "cloudtrail", evs)
+    paths = sorted(
+        p
+        for p in (Path(__file__).parents[2] / "src/mantissa/rules/sigma/cloudtrail").glob("*.yml")
+        if not p.name.endswith(".samples.yml")
+    )
+    idx = RuleIndex.load(rt, paths=paths)
+    from mantissa.detect.query import pack, unit_tree
+
+    units = pack([idx.compiled(r) for r in idx.rules])
+    start = T0 + dt.timedelta(hours=2, minutes=1)
+    for unit in units:
+        sql = render(unit_tree(unit, start, start + dt.timedelta(minutes=5)), "duckdb")
+        est = rt.engine.estimate_cost(sql)
+        assert est.files == 1, (est.to_dict(), [c.rule.title for c in unit])
+        assert "hour" in rt.engine.prepare(sql)

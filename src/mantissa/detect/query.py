@@ -249,14 +249,20 @@ def _ts(v: dt.datetime) -> exp.Expression:
 
 def time_predicate(
     col: str, start: dt.datetime | None, end: dt.datetime | None
-) -> exp.Expression | None:
+) -> list[exp.Expression]:
+    """The window as separate top-level conjuncts (the engines derive partition filters
+    only from top-level ``AND`` terms, not from a parenthesized group)."""
     preds: list[exp.Expression] = []
     c = exp.column(col, quoted=True)
     if start is not None:
         preds.append(exp.GTE(this=c.copy(), expression=_ts(start)))
     if end is not None:
         preds.append(exp.LT(this=c.copy(), expression=_ts(end)))
-    return exp.and_(*preds) if preds else None
+    return preds
+
+
+def _where(window: list[exp.Expression], cond: exp.Expression) -> exp.Expression:
+    return exp.and_(*[w.copy() for w in window], cond) if window else cond
 
 
 Exclusion = Callable[[TableSchema], exp.Expression | None]
@@ -317,7 +323,7 @@ def pack_tree(
     anyp = (
         exp.Paren(this=exp.or_(*[p.copy() for p in preds])) if len(preds) > 1 else preds[0].copy()
     )
-    scan = scan.where(exp.and_(tp, anyp) if tp is not None else anyp)
+    scan = scan.where(_where(tp, anyp))
     ruleset: exp.Expression = exp.select(
         exp.alias_(exp.Literal.string(rules[0].rule.id), "rule_id"),
         exp.alias_(exp.Literal.number(0), "k"),
@@ -407,11 +413,7 @@ def _pack_mixed(
         scan_cols.append(exp.alias_(_flag(pred.copy()), f"m{i}"))
     tp = time_predicate(tcol, start, end)
     anyp = exp.Paren(this=exp.or_(*[p.copy() for p in preds]))
-    scan = (
-        exp.select(*scan_cols)
-        .from_(exp.to_table(table, quoted=True))
-        .where(exp.and_(tp, anyp) if tp is not None else anyp)
-    )
+    scan = exp.select(*scan_cols).from_(exp.to_table(table, quoted=True)).where(_where(tp, anyp))
     ruleset: exp.Expression = exp.select(
         exp.alias_(exp.Literal.string(rules[0].rule.id), "rule_id"),
         exp.alias_(exp.Literal.number(0), "k"),
@@ -573,7 +575,7 @@ def aggregate_tree(
             where = exp.and_(where, exp.NEQ(this=b.value.copy(), expression=exp.Literal.string("")))
         tp = time_predicate(tcol, start, end)
         sel = exp.select(*cols).from_(exp.to_table(b.table, quoted=True))
-        selects.append(sel.where(exp.and_(tp, where) if tp is not None else where))
+        selects.append(sel.where(_where(tp, where)))
     hits: exp.Expression = selects[0]
     for s in selects[1:]:
         hits = exp.union(hits, s, distinct=False)

@@ -20,10 +20,8 @@ WITH hits AS (
     FLOOR(CAST(to_unixtime("event_time") AS DOUBLE) / 300) AS bucket
   FROM cloudtrail
   WHERE
-    (
-      "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
-      AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
-    )
+    "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
+    AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
     AND (
       LOWER("eventName") = 'consolelogin'
     )

@@ -20,10 +20,8 @@ WITH hits AS (
     FLOOR(epoch("event_time") / 300) AS bucket
   FROM cloudtrail
   WHERE
-    (
-      "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMPTZ)
-      AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMPTZ)
-    )
+    "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMPTZ)
+    AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMPTZ)
     AND (
       LOWER("eventName") = 'consolelogin'
     )

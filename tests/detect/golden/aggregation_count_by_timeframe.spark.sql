@@ -20,10 +20,8 @@ WITH hits AS (
     FLOOR(unix_timestamp(`event_time`) / 300) AS bucket
   FROM cloudtrail
   WHERE
-    (
-      `event_time` >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP)
-      AND `event_time` < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP)
-    )
+    `event_time` >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP)
+    AND `event_time` < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP)
     AND (
       LOWER(`eventName`) = 'consolelogin'
     )

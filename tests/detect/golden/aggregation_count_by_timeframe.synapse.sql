@@ -20,10 +20,8 @@ WITH hits AS (
     FLOOR(CAST(DATEDIFF_BIG(SECOND, '1970-01-01T00:00:00', [event_time]) AS FLOAT) / 300) AS bucket
   FROM cloudtrail
   WHERE
-    (
-      [event_time] >= CAST('2026-11-01T00:00:00+00:00' AS DATETIMEOFFSET)
-      AND [event_time] < CAST('2026-11-01T01:00:00+00:00' AS DATETIMEOFFSET)
-    )
+    [event_time] >= CAST('2026-11-01T00:00:00+00:00' AS DATETIMEOFFSET)
+    AND [event_time] < CAST('2026-11-01T01:00:00+00:00' AS DATETIMEOFFSET)
     AND (
       LOWER([eventName]) = 'consolelogin'
     )

@@ -21,10 +21,8 @@ WITH hits AS (
     COALESCE(json_extract_scalar("requestParameters", '$["secretId"]'), '') AS agg_field
   FROM cloudtrail
   WHERE
-    (
-      "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
-      AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
-    )
+    "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
+    AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
     AND (
       (
         LOWER("eventSource") = 'secretsmanager.amazonaws.com'

@@ -21,10 +21,8 @@ WITH hits AS (
     COALESCE(JSON_VALUE(`requestParameters`, '$."secretId"'), '') AS agg_field
   FROM cloudtrail
   WHERE
-    (
-      `event_time` >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP)
-      AND `event_time` < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP)
-    )
+    `event_time` >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP)
+    AND `event_time` < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP)
     AND (
       (
         LOWER(`eventSource`) = 'secretsmanager.amazonaws.com'

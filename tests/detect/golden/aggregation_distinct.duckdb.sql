@@ -21,10 +21,8 @@ WITH hits AS (
     COALESCE(json_extract_string("requestParameters", '$."secretId"'), '') AS agg_field
   FROM cloudtrail
   WHERE
-    (
-      "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMPTZ)
-      AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMPTZ)
-    )
+    "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMPTZ)
+    AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMPTZ)
     AND (
       (
         LOWER("eventSource") = 'secretsmanager.amazonaws.com'

@@ -31,10 +31,8 @@ WITH scan AS (
     END AS m0
   FROM cloudtrail
   WHERE
-    (
-      "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
-      AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
-    )
+    "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
+    AND "event_time" < CAST('2026-11-01T01:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
     AND (
       (
         (

@@ -37,10 +37,8 @@ WITH scan AS (
     END AS m0
   FROM okta
   WHERE
-    (
-      [event_time] >= CAST('2026-11-01T00:00:00+00:00' AS DATETIMEOFFSET)
-      AND [event_time] < CAST('2026-11-01T01:00:00+00:00' AS DATETIMEOFFSET)
-    )
+    [event_time] >= CAST('2026-11-01T00:00:00+00:00' AS DATETIMEOFFSET)
+    AND [event_time] < CAST('2026-11-01T01:00:00+00:00' AS DATETIMEOFFSET)
     AND (
       (
         (
