@@ -206,4 +206,5 @@ def _import_table_modules() -> None:
 TABLE_MODULES: list[str] = [
     "mantissa.alerts.store",
     "mantissa.api.auth",
+    "mantissa.soar.schema",
 ]

@@ -1,0 +1,83 @@
+"""Vendor connections from ``mantissa.yaml`` ``connections:``.
+
+    connections:
+      okta_main: {type: okta, base_url: https://acme.okta.com, token: "${env:OKTA_TOKEN}"}
+
+Every connection has a ``type`` and a ``base_url``; other keys are vendor options.
+``${env:NAME}`` references resolve at send time (never stored, logged or returned).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, RootModel
+
+from mantissa.config import resolve_secret
+from mantissa.errors import ConfigError
+
+SECRET_KEYS = re.compile(r"token|secret|password|api_key|apikey|key_id|private|credential", re.I)
+_REF = re.compile(r"\$\{(env|secret):[^}]+\}")
+
+
+class Connection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    base_url: str
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return (self.model_extra or {}).get(name, default)
+
+    def secret(self, name: str) -> str | None:
+        """Resolve the option ``name`` now (``${env:VAR}``), for one request."""
+        v = self.option(name)
+        return resolve_secret(v) if isinstance(v, str) else v
+
+    def secret_values(self) -> list[str]:
+        out = []
+        for k, v in (self.model_extra or {}).items():
+            if isinstance(v, str) and (SECRET_KEYS.search(k) or _REF.search(v)):
+                try:
+                    r = resolve_secret(v)
+                except ConfigError:
+                    continue
+                if r and len(r) >= 4:
+                    out.append(r)
+        return out
+
+
+class Connections(RootModel[dict[str, Connection]]):
+    pass
+
+
+def load_connections(runtime: Any) -> dict[str, Connection]:
+    return runtime.config.section("connections", Connections).root
+
+
+def connection(runtime: Any, name: str | None, vendors: tuple[str, ...]) -> Connection:
+    """The named connection, or the only one of a type in ``vendors``."""
+    conns = load_connections(runtime)
+    if name:
+        if name not in conns:
+            raise ConfigError(
+                f"unknown connection {name!r}",
+                hint="known: " + (", ".join(conns) or "none (add a connections: section)"),
+            )
+        c = conns[name]
+        if vendors and c.type not in vendors:
+            raise ConfigError(
+                f"connection {name!r} has type {c.type!r}; this action supports "
+                + ", ".join(vendors)
+            )
+        return c
+    fits = [c for c in conns.values() if c.type in vendors]
+    if len(fits) != 1:
+        raise ConfigError(
+            "set parameters.connection: "
+            + ("no" if not fits else "several")
+            + " connection of type "
+            + "|".join(vendors)
+            + " configured"
+        )
+    return fits[0]
