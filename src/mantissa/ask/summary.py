@@ -21,8 +21,9 @@ def describe(plan: QueryPlan) -> str:
         )
     labels = []
     for f in plan.filters:
-        if f.label and f.label not in labels:
-            labels.append(f.label.replace("_", " "))
+        label = (f.label or "").replace("_", " ")
+        if label and label not in labels:
+            labels.append(label)
     evs = [f for f in plan.filters if f.column == "event_type" and not f.label]
     for f in evs:
         vals = f.value if isinstance(f.value, list) else [f.value]
@@ -34,7 +35,7 @@ def describe(plan: QueryPlan) -> str:
         vals = f.value if isinstance(f.value, list) else [f.value]
         shown = ", ".join(str(v) for v in vals[:3])
         if f.column == "geo_country":
-            tail.append(("from outside " if f.op == "not_in" else "from ") + shown)
+            tail.append(("from outside " if f.op == "not_in" else "from ") + str(vals[0]))
         elif f.column == "user":
             tail.append(("not by " if f.op == "not_in" else "by ") + shown)
         elif f.column in ("src_ip", "dst_ip"):

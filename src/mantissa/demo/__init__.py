@@ -88,4 +88,5 @@ DEMO_STEP_MODULES: list[str] = [
     "mantissa.api.demo",
     "mantissa.detect.demo",
     "mantissa.apm.demo",
+    "mantissa.ask.demo",
 ]
