@@ -518,7 +518,7 @@ class Executor:
                     "running",
                     {"attempt": attempt},
                     attempt=attempt,
-                    input=rendered[0] if items is None else {"items": rendered},
+                    input=mask(rendered[0] if items is None else {"items": rendered}, []),
                     idempotency_key=key,
                     started_at=now,
                     error=None,
