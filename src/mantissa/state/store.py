@@ -207,4 +207,7 @@ TABLE_MODULES: list[str] = [
     "mantissa.alerts.store",
     "mantissa.api.auth",
     "mantissa.soar.schema",
+    "mantissa.identity.baselines",
+    "mantissa.identity.correlation",
+    "mantissa.identity.risk",
 ]

@@ -1,0 +1,1 @@
+"""One module per identity detection; each defines a :class:`~.base.Detection` subclass."""
