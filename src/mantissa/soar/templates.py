@@ -224,6 +224,8 @@ def _check_ast(source: str, where: str) -> None:
         tree = ENV.parse(source)
     except TemplateError as exc:
         raise TemplateRejected(f"{where}: template syntax error: {exc}") from None
+    except RecursionError:
+        raise TemplateRejected(f"{where}: template nested too deeply") from None
     for node in tree.find_all(nodes.Node):
         if not isinstance(node, _ALLOWED_NODES):
             raise TemplateRejected(
@@ -277,6 +279,8 @@ def check_expression(expr: str, where: str) -> None:
 def _compile_expr(expr: str, where: str) -> Any:
     try:
         return ENV.compile_expression(expr, undefined_to_none=False)
+    except RecursionError:
+        raise TemplateRejected(f"{where}: expression nested too deeply") from None
     except TemplateError as exc:
         raise TemplateRejected(f"{where}: {exc}") from None
 
@@ -292,6 +296,8 @@ def _jsonable(value: Any, where: str) -> Any:
         text = json.dumps(value, default=_default)
     except UndefinedError as exc:
         raise TemplateRejected(f"{where}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateRejected(f"{where}: blocked by the sandbox: {exc}") from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise TemplateRejected(f"{where}: result is not JSON: {exc}") from None
     if len(text) > MAX_OUTPUT_CHARS:
