@@ -135,14 +135,18 @@ def _rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str,
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
+# the parent side of the join only needs spans that are somebody's parent
 _ENTRY = """
-    WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, name, kind, status_code,
-                      duration_ms, sampling_weight FROM spans {filter}),
+    WITH s AS MATERIALIZED (
+      SELECT trace_id, span_id, parent_span_id, service_name, name, kind, status_code,
+             duration_ms, sampling_weight FROM spans {filter}),
+    p AS MATERIALIZED (
+      SELECT trace_id, span_id, service_name FROM spans
+      WHERE (trace_id, span_id) IN (SELECT (trace_id, parent_span_id) FROM s)),
     e AS (
       SELECT s.*, (s.kind IN ('SERVER', 'CONSUMER') OR s.parent_span_id IS NULL
                    OR p.service_name IS NULL OR p.service_name <> s.service_name) AS entry
-      FROM s LEFT JOIN (SELECT trace_id, span_id, service_name FROM spans) p
-        ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
+      FROM s LEFT JOIN p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
     )
 """
 

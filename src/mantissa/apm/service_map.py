@@ -23,24 +23,27 @@ from typing import Any
 from mantissa.apm import lake
 from mantissa.apm.queries import Window, _rows, spans_session
 
+# one scan of the window's files into a temp table; both queries below read it
+_SPANS = """
+CREATE TEMP TABLE s AS
+SELECT trace_id, span_id, parent_span_id, service_name, kind, status_code, duration_ms,
+       sampling_weight, "db.system", "db.namespace", "messaging.system",
+       "messaging.destination.name", "peer.service"
+FROM spans
+"""
+
 _EDGES = """
-WITH s AS (
-  SELECT trace_id, span_id, parent_span_id, service_name, kind, status_code, duration_ms,
-         sampling_weight, "db.system", "db.namespace", "messaging.system",
-         "messaging.destination.name", "peer.service"
-  FROM spans
+WITH pairs AS MATERIALIZED (
+  SELECT p.service_name AS source, c.service_name AS target, c.trace_id,
+         c.parent_span_id, c.status_code, c.duration_ms, c.sampling_weight
+  FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+  WHERE c.service_name <> p.service_name
 ),
 calls AS (
-  SELECT p.service_name AS source, c.service_name AS target, 'service' AS target_type,
-         c.status_code, c.duration_ms, c.sampling_weight
-  FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
-  WHERE c.service_name <> p.service_name
+  SELECT source, target, 'service' AS target_type, status_code, duration_ms, sampling_weight
+  FROM pairs
 ),
-callee AS (
-  SELECT DISTINCT c.trace_id, c.parent_span_id AS span_id
-  FROM s c JOIN s p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
-  WHERE c.service_name <> p.service_name
-),
+callee AS (SELECT DISTINCT trace_id, parent_span_id AS span_id FROM pairs),
 virt AS (
   SELECT s.service_name AS source,
          CASE WHEN s."peer.service" IS NOT NULL THEN s."peer.service"
@@ -67,12 +70,10 @@ FROM allc GROUP BY source, target ORDER BY source, target
 """
 
 _NODES = """
-WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, kind, status_code,
-                  duration_ms, sampling_weight FROM spans),
-e AS (
+WITH e AS (
   SELECT s.*, (s.kind IN ('SERVER', 'CONSUMER') OR s.parent_span_id IS NULL
                OR p.service_name IS NULL OR p.service_name <> s.service_name) AS entry
-  FROM s LEFT JOIN (SELECT trace_id, span_id, service_name FROM spans) p
+  FROM s LEFT JOIN (SELECT trace_id, span_id, service_name FROM s) p
     ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
 )
 SELECT service_name AS id, count(*) AS spans,
@@ -96,6 +97,7 @@ def compute(storage: Any, window: Window, service: str | None = None) -> dict[st
     if con is None:
         return {"nodes": [], "edges": [], "window": window.to_dict()}
     try:
+        con.execute(_SPANS)
         edges_raw = _rows(con, _EDGES)
         nodes_raw = _rows(con, _NODES)
     finally:
