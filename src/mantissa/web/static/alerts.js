@@ -238,6 +238,8 @@ function renderDetail(alert) {
       el("section", { class: "card" }, el("h2", {}, "Entities"),
         Object.keys(alert.entities || {}).length
           ? el("dl", { class: "facts" }, Object.entries(alert.entities).map(([k, v]) => {
+            // a trace id opens the trace's waterfall (APM console page)
+            if (k === "trace_id" && /^[0-9a-f]{32}$/.test(v)) return fact(k, el("a", { href: `/console/apm/trace/${v}`, class: "pivot", title: "Open the trace" }, v));
             const field = pivotField(k === "ip" ? "src_ip" : k);
             return fact(k, field ? pivotLink(field, v) : v);
           }))
