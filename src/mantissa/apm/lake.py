@@ -67,7 +67,7 @@ def connection() -> duckdb.DuckDBPyConnection:
     global _BASE
     with _BASE_LOCK:
         if _BASE is None:
-            _BASE = duckdb.connect(config={"threads": 2})
+            _BASE = duckdb.connect(config={"threads": 2, "memory_limit": "2GB"})
         con = _BASE.cursor()
     con.execute("SET TimeZone='UTC'")
     return con
