@@ -64,6 +64,9 @@ class RunResult:
         }
 
 
+_GEO: dict[str, Any] = {}  # one opened geo-IP database per configuration, per process
+
+
 class Relays:
     """VPN / cloud / proxy / relay ranges: travel between them means nothing."""
 
@@ -93,7 +96,10 @@ def _geo_table(con: Any, cfg: IdentityConfig, runtime: Any) -> pa.Table:
     try:
         gcfg = runtime.config.raw_section("alerts") or {}
         gcfg = (gcfg.get("enrichment") or {}).get("geoip") or {}
-        geo = GeoIP(GeoIPConfig.model_validate(gcfg))
+        key = repr(sorted(gcfg.items()))
+        if key not in _GEO:
+            _GEO[key] = GeoIP(GeoIPConfig.model_validate(gcfg))
+        geo = _GEO[key]
     except Exception:  # no usable geo config: coordinates only from the events
         geo = None
     relays = Relays(cfg)
@@ -136,8 +142,10 @@ class IdentityRun:
         self.runtime = runtime
         self.config = config or load(runtime)
 
-    def session(self, start: dt.datetime, end: dt.datetime) -> Any:
-        """A guarded DuckDB session holding ``ident``, ``ev``, ``bl`` and ``known_ips``."""
+    def session(self, start: dt.datetime, end: dt.datetime, con: Any = None) -> Any:
+        """A guarded DuckDB session holding ``ident``, ``ev``, ``bl`` and ``known_ips``
+        (``con``: reuse an open session, replacing its tables; opening one costs a lake
+        listing)."""
         engine = self.runtime.engine
         if not hasattr(engine, "connect") or getattr(engine, "type", "") != "duckdb":
             raise ConfigError(
@@ -146,7 +154,10 @@ class IdentityRun:
             )
         lookback = dt.timedelta(minutes=self.config.lookback_mins)
         sql = engine.prepare(identity_sql(start - lookback, end, self.config.providers))
-        con = engine.connect()
+        if con is None:
+            con = engine.connect()
+        for t in ("ident", "ev", "bl", "known_ips"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
         con.execute(f"CREATE TEMP TABLE ident AS {sql}")
         con.register("ipgeo_arrow", _geo_table(con, self.config, self.runtime))
         con.execute(
@@ -193,10 +204,12 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
         raise_alerts: bool = True,
         update_baselines: bool | None = None,
         only: list[str] | None = None,
+        con: Any = None,
     ) -> RunResult:
         t0 = time.perf_counter()
         res = RunResult(start=start, end=end)
-        con = self.session(start, end)
+        own = con is None
+        con = self.session(start, end, con)
         res.timings["load"] = time.perf_counter() - t0
         try:
             res.events, res.users = con.execute(
@@ -226,7 +239,8 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
                 self.runtime.state.put(*BASELINE_WATERMARK, end.isoformat())
                 res.timings["baselines"] = time.perf_counter() - t
         finally:
-            con.close()
+            if own:
+                con.close()
         t = time.perf_counter()
         from mantissa.identity import correlation, risk
 
@@ -264,10 +278,20 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
         start = start or mark or (end - dt.timedelta(hours=24))
         out = []
         t = start
-        while t < end:
-            nxt = min(t + CHUNK, end)
-            out.append(self.run(t, nxt, raise_alerts=raise_alerts))
-            t = nxt
-            if mark is None or t > mark:
-                self.runtime.state.put(*WATERMARK, t.isoformat())
+        con = None
+        try:
+            while t < end:
+                nxt = min(t + CHUNK, end)
+                if con is None:
+                    con = self.runtime.engine.connect() if self._duckdb() else None
+                out.append(self.run(t, nxt, raise_alerts=raise_alerts, con=con))
+                t = nxt
+                if mark is None or t > mark:
+                    self.runtime.state.put(*WATERMARK, t.isoformat())
+        finally:
+            if con is not None:
+                con.close()
         return out
+
+    def _duckdb(self) -> bool:
+        return getattr(self.runtime.engine, "type", "") == "duckdb"
