@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from mantissa.errors import QueryError
 from mantissa.lake.catalog import EVENTS_VIEW, table_files, tables
 from mantissa.sources.base import COMMON_COLUMNS
 
@@ -110,8 +112,26 @@ _HARVEST_LOCK = threading.Lock()
 _MEMO: dict[str, Lexicon] = {}
 
 
+WATERMARK_TTL_SECS = 5.0
+_WM_MEMO: dict[str, tuple[float, str]] = {}
+
+
 def watermark(runtime: Any) -> str:
-    """A fingerprint of the lake's committed files (changes whenever data lands)."""
+    """A fingerprint of the lake's committed files (changes whenever data lands).
+
+    Listing a large lake takes a while, so the fingerprint is reused for a few
+    seconds: data ingested in that moment is seen by the next question after it."""
+    key = runtime.storage.uri()
+    now = time.monotonic()
+    hit = _WM_MEMO.get(key)
+    if hit and now - hit[0] < WATERMARK_TTL_SECS:
+        return hit[1]
+    wm = _watermark(runtime)
+    _WM_MEMO[key] = (now, wm)
+    return wm
+
+
+def _watermark(runtime: Any) -> str:
     h = hashlib.sha256()
     for name, spec in sorted(tables().items()):
         n = size = 0
@@ -216,10 +236,19 @@ def _harvest(runtime: Any, specs: dict[str, Any], hints: dict[str, Any]) -> dict
                 f'(SELECT \'{c}\' AS c, CAST("{c}" AS VARCHAR) AS v, count(*) AS n FROM "{name}" '
                 f'WHERE "{c}" IS NOT NULL GROUP BY 2 ORDER BY 3 DESC LIMIT {HARVEST_LIMIT})'
             )
-        res = engine.execute(" UNION ALL ".join(selects))
+        try:
+            result_rows = engine.execute(" UNION ALL ".join(selects)).rows
+        except QueryError:
+            # files written by an older parser may lack a native column: harvest what is there
+            result_rows = []
+            for sql in selects:
+                try:
+                    result_rows.extend(engine.execute(sql).rows)
+                except QueryError:
+                    continue
         values: dict[str, dict[str, int]] = {}
         rows = 0
-        for c, v, n in res.rows:
+        for c, v, n in result_rows:
             if c == "__rows":
                 rows = int(n)
             else:
