@@ -165,9 +165,8 @@ class Stub:
             if tc is not None and not tc["tools"][0]["toolSpec"]["inputSchema"].get("json"):
                 return "toolSpec.inputSchema.json required"
             return None
-        if vendor == "google_ai":
-            if h.get("x-goog-api-key") != "gemini-test-key":
-                return "missing x-goog-api-key"
+        if vendor == "google_ai" and h.get("x-goog-api-key") != "gemini-test-key":
+            return "missing x-goog-api-key"
         if vendor == "vertex":
             if h.get("authorization") != "Bearer ya29.test-token":
                 return "missing bearer token"
