@@ -97,6 +97,9 @@ class DuckDBEngine(QueryEngine):
         con = _duckdb.connect(config={"threads": self.threads} if self.threads else {})
         con.execute("SET TimeZone='UTC'")
         con.execute(f"SET memory_limit={_q(self.memory_limit)}")
+        # Views read with union_by_name re-read every file footer at each bind; caching the
+        # footers halves that for sessions that run several queries (detection runs).
+        con.execute("SET parquet_metadata_cache=true")
         specs = tables()
         log_tables = []
         # Object stores: hand DuckDB the committed file list (a glob would also see
