@@ -163,3 +163,17 @@ class LLMRateLimited(LLMError):
 class LLMTimeout(LLMError):
     code = "llm_timeout"
     http_status = 504
+
+
+class InputError(MantissaError):
+    """A collector input failed (vendor API, malformed page, config); never carries secrets."""
+
+    code = "input_error"
+    http_status = 502
+
+
+class InputAuthError(InputError):
+    """The vendor refused our credentials: the input stops until its config is fixed."""
+
+    code = "input_auth_failed"
+    http_status = 502

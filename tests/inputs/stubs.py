@@ -1,0 +1,202 @@
+"""Vendor API stubs on 127.0.0.1 that enforce the documented request shape and auth.
+
+Each stub is a real HTTP server in a thread; tests change its knobs (events, token,
+injected 429s / 5xx / malformed bodies) and read its counters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+
+def ts(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+class Stub:
+    """Base: a threaded HTTP server; subclasses implement ``handle(handler)``."""
+
+    def __init__(self) -> None:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                stub._dispatch(self)
+
+            def do_POST(self) -> None:
+                stub._dispatch(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = 0  # answer the next N requests with 500
+        self.throttle_next = 0  # answer the next N requests with 429
+        self.malformed_next = 0  # answer the next N requests with a truncated body
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        with self.lock:
+            self.requests.append({"path": h.path, "headers": dict(h.headers), "body": body})
+        try:
+            status, headers, payload = self.handle(h, body)
+        except Exception as exc:  # a stub bug must show, not hang the client
+            status, headers, payload = 599, {}, str(exc).encode()
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        raise NotImplementedError  # each stub below implements its vendor's API
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class OktaStub(Stub):
+    """``GET /api/v1/logs`` per developer.okta.com/docs/reference/api/system-log/."""
+
+    def __init__(self, token: str = "00okta-test-token", rate_limit: int = 1000) -> None:
+        self.token = token
+        self.events: list[dict[str, Any]] = []
+        self.rate_limit = rate_limit  # requests per 1 s window (X-Rate-Limit-Limit)
+        self.window = (0, 0)  # (window start second, used)
+        self.throttled = 0
+        super().__init__()
+
+    def add_events(self, n: int, start: dt.datetime, step: dt.timedelta) -> list[str]:
+        ids = []
+        for i in range(n):
+            eid = str(uuid.uuid4())
+            ids.append(eid)
+            self.events.append(
+                {
+                    "uuid": eid,
+                    "published": ts(start + i * step),
+                    "eventType": "user.session.start",
+                    "version": "0",
+                    "severity": "INFO",
+                    "displayMessage": "User login to Okta",
+                    "actor": {
+                        "id": "00u1",
+                        "type": "User",
+                        "alternateId": f"user{i % 7}@example.com",
+                        "displayName": "User",
+                    },
+                    "client": {"ipAddress": "198.51.100.7"},
+                    "outcome": {"result": "SUCCESS"},
+                }
+            )
+        self.events.sort(key=lambda e: e["published"])
+        return ids
+
+    def _limits(self) -> dict[str, str]:
+        now = int(time.time())
+        start, used = self.window
+        if start != now:
+            start, used = now, 0
+        used += 1
+        self.window = (start, used)
+        return {
+            "X-Rate-Limit-Limit": str(self.rate_limit),
+            "X-Rate-Limit-Remaining": str(max(0, self.rate_limit - used)),
+            "X-Rate-Limit-Reset": str(start + 1),
+        }, used > self.rate_limit  # type: ignore[return-value]
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(h.path)
+        if url.path != "/api/v1/logs" or h.command != "GET":
+            return (
+                404,
+                {},
+                b'{"errorCode":"E0000022","errorSummary":"The endpoint does not support the provided HTTP method"}',
+            )
+        with self.lock:
+            limits, over = self._limits()  # type: ignore[misc]
+            if self.throttle_next > 0 or over:
+                self.throttle_next = max(0, self.throttle_next - 1)
+                self.throttled += 1
+                limits["X-Rate-Limit-Remaining"] = "0"
+                return (
+                    429,
+                    {**limits, "Content-Type": "application/json"},
+                    json.dumps(
+                        {
+                            "errorCode": "E0000047",
+                            "errorSummary": "API call exceeded rate limit due to too many requests.",
+                        }
+                    ).encode(),
+                )
+        if h.headers.get("Authorization") != f"SSWS {self.token}":
+            return (
+                401,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {
+                        "errorCode": "E0000011",
+                        "errorSummary": "Invalid token provided",
+                        "errorCauses": [],
+                    }
+                ).encode(),
+            )
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return (
+                500,
+                {"Content-Type": "application/json"},
+                b'{"errorCode":"E0000009","errorSummary":"Internal Server Error"}',
+            )
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if q.get("sortOrder") != "ASCENDING":
+            return (
+                400,
+                {},
+                b'{"errorCode":"E0000001","errorSummary":"polling needs sortOrder=ASCENDING"}',
+            )
+        limit = min(int(q.get("limit", 100)), 1000)
+        if "after" in q:
+            try:
+                pos = int(q["after"].removeprefix("c"))
+            except ValueError:
+                return (
+                    400,
+                    {},
+                    b'{"errorCode":"E0000031","errorSummary":"Invalid search criteria."}',
+                )
+        elif "since" in q:
+            since = q["since"]
+            pos = next(
+                (i for i, e in enumerate(self.events) if e["published"] >= since), len(self.events)
+            )
+        else:
+            return 400, {}, b'{"errorCode":"E0000001","errorSummary":"since or after required"}'
+        page = self.events[pos : pos + limit]
+        nxt = {k: v for k, v in q.items() if k not in ("since", "after")}
+        nxt["after"] = f"c{pos + len(page)}"
+        link = f'<{self.url}/api/v1/logs?{urlencode(nxt)}>; rel="next"'
+        payload = json.dumps(page).encode()
+        if self.malformed_next > 0:
+            self.malformed_next -= 1
+            payload = payload[: len(payload) // 2]
+        return 200, {**limits, "Content-Type": "application/json", "Link": link}, payload
