@@ -24,15 +24,16 @@ WITH f AS (
          RANGE BETWEEN INTERVAL {s.window_mins} MINUTE PRECEDING AND CURRENT ROW) AS burst
   FROM ev WHERE action = 'login' AND outcome = 'failure'),
 peak AS (
-  SELECT "user", max(burst) AS peak, max(event_time) AS last_fail
-  FROM f GROUP BY "user" HAVING max(burst) >= {s.failures} AND bool_or(in_window)),
+  SELECT "user", max(burst) AS peak,
+    max(event_time) FILTER (WHERE burst >= {s.failures}) AS last_fail
+  FROM f GROUP BY "user" HAVING bool_or(burst >= {s.failures} AND in_window)),
 g AS (
   SELECT f."user", any_value(f.provider) AS provider, any_value(f.user_id) AS user_id,
     min(f.event_time) AS first_seen, max(f.event_time) AS last_seen, count(*) AS n,
     any_value(p.peak) AS peak, count(DISTINCT f.src_ip) AS ips, mode(f.src_ip) AS src_ip,
     list(DISTINCT f.src_ip) AS ip_list, list(f.event_id ORDER BY f.event_time)[1:50] AS ids
   FROM f JOIN peak p USING ("user")
-  WHERE f.event_time >= p.last_fail - INTERVAL {s.window_mins * 3} MINUTE
+  WHERE f.event_time BETWEEN p.last_fail - INTERVAL {s.window_mins * 3} MINUTE AND p.last_fail
   GROUP BY f."user" HAVING count(DISTINCT f.src_ip) <= {s.max_ips}),
 succ AS (
   SELECT g."user", min(e.event_time) AS success_at,

@@ -23,15 +23,17 @@ WITH d AS (
   SELECT *, count(*) OVER (PARTITION BY "user" ORDER BY event_time
          RANGE BETWEEN INTERVAL {s.window_mins} MINUTE PRECEDING AND CURRENT ROW) AS burst
   FROM ev WHERE action = 'mfa_deny'),
-peak AS (SELECT "user", max(burst) AS peak, max(event_time) AS last_deny FROM d
-  GROUP BY "user" HAVING max(burst) >= {s.denies} AND bool_or(in_window)),
+peak AS (SELECT "user", max(burst) AS peak,
+    max(event_time) FILTER (WHERE burst >= {s.denies}) AS last_deny FROM d
+  GROUP BY "user" HAVING bool_or(burst >= {s.denies} AND in_window)),
 g AS (
   SELECT d."user", min(d.event_time) AS first_seen, max(d.event_time) AS last_seen,
     count(*) AS n, any_value(p.peak) AS peak, list(DISTINCT d.provider) AS providers,
     list(DISTINCT d.reason) AS reasons, list(d.event_id ORDER BY d.event_time)[1:50] AS ids,
     any_value(d.user_id) AS user_id
   FROM d JOIN peak p USING ("user")
-  WHERE d.event_time >= p.last_deny - INTERVAL {s.window_mins * 3} MINUTE GROUP BY d."user"),
+  WHERE d.event_time BETWEEN p.last_deny - INTERVAL {s.window_mins * 3} MINUTE AND p.last_deny
+  GROUP BY d."user"),
 pushes AS (
   SELECT g."user", count(*) AS pushes, mode(e.src_ip) AS push_ip
   FROM g JOIN ev e ON e."user" = g."user" AND e.action = 'mfa_push'

@@ -1,0 +1,1 @@
+"""Identity tests: a runtime over a fresh data dir."""
