@@ -200,32 +200,53 @@ class CloudflareStub:
         self.effects: list[tuple[str, str]] = []
 
     def _env(self, status: int, result: Any, errors: list[Any] | None = None) -> Reply:
-        return reply_json(status, {"success": not errors, "errors": errors or [],
-                                   "messages": [], "result": result})
+        return reply_json(
+            status,
+            {"success": not errors, "errors": errors or [], "messages": [], "result": result},
+        )
 
     def __call__(self, req: Request) -> Reply:
         if req.headers.get("authorization") != f"Bearer {CF_TOKEN}":
             return self._env(403, None, [{"code": 10000, "message": "Authentication error"}])
         parts = req.path.strip("/").split("/")
-        if parts[:3] != ["client", "v4", "zones"] or parts[4:7] != ["firewall", "access_rules",
-                                                                     "rules"]:
+        if parts[:3] != ["client", "v4", "zones"] or parts[4:7] != [
+            "firewall",
+            "access_rules",
+            "rules",
+        ]:
             return self._env(404, None, [{"code": 7003, "message": "No route"}])
         zone = parts[3]
         if req.method == "GET":
             v = (req.query.get("configuration.value") or [""])[0]
-            return self._env(200, [r for r in self.rules.values()
-                                   if r["zone"] == zone and r["configuration"]["value"] == v])
+            return self._env(
+                200,
+                [
+                    r
+                    for r in self.rules.values()
+                    if r["zone"] == zone and r["configuration"]["value"] == v
+                ],
+            )
         if req.method == "POST":
             body = json.loads(req.body)
-            if body.get("mode") not in ("block", "challenge", "whitelist", "js_challenge",
-                                        "managed_challenge"):
+            if body.get("mode") not in (
+                "block",
+                "challenge",
+                "whitelist",
+                "js_challenge",
+                "managed_challenge",
+            ):
                 return self._env(400, None, [{"code": 10001, "message": "invalid mode"}])
             cfg = body.get("configuration") or {}
             if cfg.get("target") not in ("ip", "ip_range", "ip6", "asn", "country"):
                 return self._env(400, None, [{"code": 10001, "message": "invalid target"}])
             rid = f"r{len(self.rules) + 1}"
-            self.rules[rid] = {"id": rid, "zone": zone, "mode": body["mode"],
-                               "configuration": cfg, "notes": body.get("notes", "")}
+            self.rules[rid] = {
+                "id": rid,
+                "zone": zone,
+                "mode": body["mode"],
+                "configuration": cfg,
+                "notes": body.get("notes", ""),
+            }
             self.effects.append(("block", cfg["value"]))
             return self._env(200, self.rules[rid])
         if req.method == "DELETE" and len(parts) == 8:
@@ -252,15 +273,17 @@ class FalconStub:
             form = {k: v[0] for k, v in parse_qs(req.body.decode()).items()}
             if form.get("client_id") != FALCON_ID or form.get("client_secret") != FALCON_SECRET:
                 return reply_json(401, {"errors": [{"code": 401, "message": "access denied"}]})
-            return reply_json(201, {"access_token": self.token, "expires_in": 1799,
-                                    "token_type": "bearer"})
+            return reply_json(
+                201, {"access_token": self.token, "expires_in": 1799, "token_type": "bearer"}
+            )
         if req.headers.get("authorization") != f"Bearer {self.token}":
             return reply_json(401, {"errors": [{"code": 401, "message": "access denied"}]})
         if req.path == "/devices/entities/devices/v2" and req.method == "GET":
             hid = req.query["ids"][0]
-            return reply_json(200, {"resources": [{"device_id": hid,
-                                                   "status": self.status.get(hid)}],
-                                    "errors": []})
+            return reply_json(
+                200,
+                {"resources": [{"device_id": hid, "status": self.status.get(hid)}], "errors": []},
+            )
         if req.path == "/devices/entities/devices-actions/v2" and req.method == "POST":
             action = req.query.get("action_name", [""])[0]
             ids = json.loads(req.body).get("ids") or []
@@ -278,7 +301,13 @@ class FalconStub:
         if req.path == "/real-time-response/entities/command/v1":
             body = json.loads(req.body)
             self.effects.append(("rtr", body["base_command"]))
-            return reply_json(201, {"resources": [{"stdout": f"{body['base_command']} output",
-                                                   "stderr": "", "complete": True}],
-                                    "errors": []})
+            return reply_json(
+                201,
+                {
+                    "resources": [
+                        {"stdout": f"{body['base_command']} output", "stderr": "", "complete": True}
+                    ],
+                    "errors": [],
+                },
+            )
         return reply_json(404, {"errors": [{"code": 404, "message": "not found"}]})

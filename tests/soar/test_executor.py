@@ -14,13 +14,18 @@ import yaml
 from mantissa.soar.approvals import ApprovalConflict, decide, list_approvals, sweep
 from mantissa.soar.executor import Executor
 from mantissa.soar.store import PlaybookStore
-from tests.alerts.stubs import StubServer, reply_json
+from tests.alerts.stubs import StubServer
 from tests.soar.conftest import playbook
 from tests.soar.stubs import OKTA_TOKEN, HookStub
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src/mantissa/rules/playbooks"
-ALERT = {"id": "al_1", "rule_id": "okta_mfa_fatigue", "rule_title": "MFA fatigue",
-         "severity": "high", "entities": {"user": "bob@example.com"}}
+ALERT = {
+    "id": "al_1",
+    "rule_id": "okta_mfa_fatigue",
+    "rule_title": "MFA fatigue",
+    "severity": "high",
+    "entities": {"user": "bob@example.com"},
+}
 
 
 def _effects(okta: Any) -> list[tuple[str, str]]:
@@ -30,8 +35,16 @@ def _effects(okta: Any) -> list[tuple[str, str]]:
 def test_okta_playbook_approve(okta_runtime: Any, okta: Any, cli: Any) -> None:
     rt = okta_runtime
     PlaybookStore(rt).import_path(SHIPPED / "compromised-okta-user.yaml")
-    r = cli("playbooks", "run", "compromised-okta-user", "--input", json.dumps(ALERT),
-            "--format", "json", data=rt.data_dir)
+    r = cli(
+        "playbooks",
+        "run",
+        "compromised-okta-user",
+        "--input",
+        json.dumps(ALERT),
+        "--format",
+        "json",
+        data=rt.data_dir,
+    )
     assert r.code == 0, r.err
     out = r.json()
     assert set(out) == {"execution_id", "status"} and out["status"] == "waiting_approval"
@@ -40,17 +53,19 @@ def test_okta_playbook_approve(okta_runtime: Any, okta: Any, cli: Any) -> None:
     [ap] = r.json()
     assert {"id", "execution_id", "step", "requested_at", "expires_at"} <= set(ap)
     assert ap["step"] == "disable" and ap["parameters"]["user_id"] == "bob@example.com"
-    r = cli("approvals", "approve", ap["id"], "--as", "alice", "--format", "json",
-            data=rt.data_dir)
+    r = cli("approvals", "approve", ap["id"], "--as", "alice", "--format", "json", data=rt.data_dir)
     assert r.code == 0, r.err
     assert r.json()["execution_status"] == "succeeded"
     assert _effects(okta) == [("revoke_sessions", "00ub0b"), ("suspend", "00ub0b")]
-    r = cli("executions", "show", out["execution_id"], "--format", "json", "--audit",
-            data=rt.data_dir)
+    r = cli(
+        "executions", "show", out["execution_id"], "--format", "json", "--audit", data=rt.data_dir
+    )
     ex = r.json()
     assert ex["id"] == out["execution_id"] and ex["status"] == "succeeded"
     assert [(s["id"], s["action"], s["status"]) for s in ex["steps"]] == [
-        ("revoke", "revoke_sessions", "succeeded"), ("disable", "disable_user", "succeeded")]
+        ("revoke", "revoke_sessions", "succeeded"),
+        ("disable", "disable_user", "succeeded"),
+    ]
     assert all({"id", "action", "status", "output", "error"} <= set(s) for s in ex["steps"])
     calls = [a for a in ex["audit"] if a["kind"] == "call"]
     assert {"method", "host", "path", "status", "latency_ms"} <= set(calls[0])
@@ -68,14 +83,24 @@ def _steps_pb(rt: Any, steps: list[dict[str, Any]], **kw: Any) -> str:
 
 
 def _okta_step(sid: str, action: str, **kw: Any) -> dict[str, Any]:
-    return {"id": sid, "name": sid, "action_type": action,
-            "parameters": {"user_id": "{{ input.user }}", "connection": "okta_main"}, **kw}
+    return {
+        "id": sid,
+        "name": sid,
+        "action_type": action,
+        "parameters": {"user_id": "{{ input.user }}", "connection": "okta_main"},
+        **kw,
+    }
 
 
 def test_deny_and_on_deny_skip(okta_runtime: Any, okta: Any) -> None:
     rt = okta_runtime
-    pid = _steps_pb(rt, [_okta_step("d", "disable_user", requires_approval=True),
-                         _okta_step("r", "revoke_sessions")])
+    pid = _steps_pb(
+        rt,
+        [
+            _okta_step("d", "disable_user", requires_approval=True),
+            _okta_step("r", "revoke_sessions"),
+        ],
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})
     assert ex.run(eid) == "waiting_approval"
@@ -85,9 +110,14 @@ def test_deny_and_on_deny_skip(okta_runtime: Any, okta: Any) -> None:
     doc = ex.get(eid)
     assert [s["status"] for s in doc["steps"]] == ["denied", "skipped"]
     assert _effects(okta) == []
-    pid2 = _steps_pb(rt, [_okta_step("d", "disable_user", requires_approval=True,
-                                     on_deny="skip"), _okta_step("r", "revoke_sessions")],
-                     name="skip on deny")
+    pid2 = _steps_pb(
+        rt,
+        [
+            _okta_step("d", "disable_user", requires_approval=True, on_deny="skip"),
+            _okta_step("r", "revoke_sessions"),
+        ],
+        name="skip on deny",
+    )
     eid2 = ex.start(pid2, input={"user": "bob@example.com"})
     assert ex.run(eid2) == "waiting_approval"
     [ap2] = list_approvals(rt)
@@ -98,8 +128,9 @@ def test_deny_and_on_deny_skip(okta_runtime: Any, okta: Any) -> None:
 
 def test_expiry_is_absolute_and_refuses_late_decisions(okta_runtime: Any, okta: Any) -> None:
     rt = okta_runtime
-    pid = _steps_pb(rt, [_okta_step("d", "disable_user", requires_approval=True,
-                                    approval_timeout_seconds=1)])
+    pid = _steps_pb(
+        rt, [_okta_step("d", "disable_user", requires_approval=True, approval_timeout_seconds=1)]
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})
     assert ex.run(eid) == "waiting_approval"
@@ -116,8 +147,9 @@ def test_expiry_is_absolute_and_refuses_late_decisions(okta_runtime: Any, okta: 
 
 def test_late_approval_refused_before_sweep(okta_runtime: Any) -> None:
     rt = okta_runtime
-    pid = _steps_pb(rt, [_okta_step("d", "disable_user", requires_approval=True,
-                                    approval_timeout_seconds=1)])
+    pid = _steps_pb(
+        rt, [_okta_step("d", "disable_user", requires_approval=True, approval_timeout_seconds=1)]
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})
     ex.run(eid)
@@ -129,9 +161,18 @@ def test_late_approval_refused_before_sweep(okta_runtime: Any) -> None:
 
 def test_auto_approve_after_timeout(okta_runtime: Any, okta: Any) -> None:
     rt = okta_runtime
-    pid = _steps_pb(rt, [_okta_step("d", "disable_user", requires_approval=True,
-                                    approval_timeout_seconds=1,
-                                    auto_approve_after_timeout=True)])
+    pid = _steps_pb(
+        rt,
+        [
+            _okta_step(
+                "d",
+                "disable_user",
+                requires_approval=True,
+                approval_timeout_seconds=1,
+                auto_approve_after_timeout=True,
+            )
+        ],
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})
     ex.run(eid)
@@ -144,14 +185,25 @@ def test_auto_approve_after_timeout(okta_runtime: Any, okta: Any) -> None:
 def test_failure_stops_keeps_earlier_results(okta_runtime: Any, okta: Any) -> None:
     rt = okta_runtime
     okta[1].queued_failures.extend([(500, {}, b'{"errorCode":"E0000009"}')] * 5)
-    pid = _steps_pb(rt, [
-        {"id": "n", "name": "n", "action_type": "http_request",
-         "parameters": {"url": okta[1].url + "/x", "method": "GET",
-                        "headers": {"Authorization": f"SSWS {OKTA_TOKEN}"}},
-         "on_failure": "continue"},
-        _okta_step("r", "revoke_sessions"),
-        _okta_step("d", "disable_user"),
-    ], name="fails")
+    pid = _steps_pb(
+        rt,
+        [
+            {
+                "id": "n",
+                "name": "n",
+                "action_type": "http_request",
+                "parameters": {
+                    "url": okta[1].url + "/x",
+                    "method": "GET",
+                    "headers": {"Authorization": f"SSWS {OKTA_TOKEN}"},
+                },
+                "on_failure": "continue",
+            },
+            _okta_step("r", "revoke_sessions"),
+            _okta_step("d", "disable_user"),
+        ],
+        name="fails",
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})
     assert ex.run(eid) == "failed"
@@ -178,8 +230,10 @@ def test_transport_retry_on_429_retry_after(okta_runtime: Any, okta: Any) -> Non
 def test_step_retries_with_backoff(okta_runtime: Any, okta: Any) -> None:
     rt = okta_runtime
     okta[1].queued_failures.extend([(500, {}, b"{}"), (502, {}, b"{}")])
-    pid = _steps_pb(rt, [_okta_step("r", "revoke_sessions",
-                                    retries={"max_attempts": 3, "backoff_seconds": 0.1})])
+    pid = _steps_pb(
+        rt,
+        [_okta_step("r", "revoke_sessions", retries={"max_attempts": 3, "backoff_seconds": 0.1})],
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})
     assert ex.run(eid) == "succeeded"
@@ -202,8 +256,18 @@ def test_slow_endpoint_times_out(okta_runtime: Any, okta: Any) -> None:
 
 def test_endpoint_down_is_clear(okta_runtime: Any) -> None:
     rt = okta_runtime
-    pid = _steps_pb(rt, [{"id": "h", "name": "h", "action_type": "http_request",
-                          "parameters": {"url": "http://127.0.0.1:9/down"}}], name="down")
+    pid = _steps_pb(
+        rt,
+        [
+            {
+                "id": "h",
+                "name": "h",
+                "action_type": "http_request",
+                "parameters": {"url": "http://127.0.0.1:9/down"},
+            }
+        ],
+        name="down",
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={})
     assert ex.run(eid) == "failed"
@@ -220,7 +284,9 @@ def test_dry_run_sends_nothing_masks_secrets(okta_runtime: Any, okta: Any) -> No
     assert okta[1].journal == []
     doc = ex.get(eid)
     req = doc["steps"][0]["output"]["requests"][0]
-    assert req["method"] == "DELETE" and req["url"].endswith("/api/v1/users/bob@example.com/sessions")
+    assert req["method"] == "DELETE" and req["url"].endswith(
+        "/api/v1/users/bob@example.com/sessions"
+    )
     assert req["headers"]["Authorization"] == "***"
     assert OKTA_TOKEN not in json.dumps(doc)
 
@@ -230,19 +296,41 @@ def test_condition_for_each_and_outputs(okta_runtime: Any, make_runtime: Any) ->
     hook = HookStub()
     server = StubServer(hook)
     try:
-        pid = _steps_pb(rt, [
-            {"id": "a", "name": "a", "action_type": "http_request",
-             "parameters": {"url": server.url + "/hook", "body": {"u": "{{ item }}"}},
-             "for_each": "input.users"},
-            {"id": "b", "name": "b", "action_type": "http_request", "depends_on": ["a"],
-             "condition": "steps.a.output['items'] | length > 5",
-             "parameters": {"url": server.url + "/hook"}},
-            {"id": "c", "name": "c", "action_type": "http_request", "depends_on": ["a"],
-             "condition": "steps.a.output['items'][1].status == 201",
-             "parameters": {"url": server.url + "/hook",
-                            "body": {"n": "{{ steps.a.output['items'] | length }}",
-                                     "v": "{{ vars.greeting }} {{ input.users[0] }}"}}},
-        ], vars={"greeting": "hi"})
+        pid = _steps_pb(
+            rt,
+            [
+                {
+                    "id": "a",
+                    "name": "a",
+                    "action_type": "http_request",
+                    "parameters": {"url": server.url + "/hook", "body": {"u": "{{ item }}"}},
+                    "for_each": "input.users",
+                },
+                {
+                    "id": "b",
+                    "name": "b",
+                    "action_type": "http_request",
+                    "depends_on": ["a"],
+                    "condition": "steps.a.output['items'] | length > 5",
+                    "parameters": {"url": server.url + "/hook"},
+                },
+                {
+                    "id": "c",
+                    "name": "c",
+                    "action_type": "http_request",
+                    "depends_on": ["a"],
+                    "condition": "steps.a.output['items'][1].status == 201",
+                    "parameters": {
+                        "url": server.url + "/hook",
+                        "body": {
+                            "n": "{{ steps.a.output['items'] | length }}",
+                            "v": "{{ vars.greeting }} {{ input.users[0] }}",
+                        },
+                    },
+                },
+            ],
+            vars={"greeting": "hi"},
+        )
         ex = Executor(rt)
         eid = ex.start(pid, input={"users": ["ann", "bob"]})
         assert ex.run(eid) == "succeeded"
@@ -258,8 +346,18 @@ def test_condition_for_each_and_outputs(okta_runtime: Any, make_runtime: Any) ->
 
 def test_template_error_names_step(okta_runtime: Any) -> None:
     rt = okta_runtime
-    pid = _steps_pb(rt, [{"id": "t", "name": "t", "action_type": "http_request",
-                          "parameters": {"url": "{{ input.missing.deeper }}"}}], name="tpl")
+    pid = _steps_pb(
+        rt,
+        [
+            {
+                "id": "t",
+                "name": "t",
+                "action_type": "http_request",
+                "parameters": {"url": "{{ input.missing.deeper }}"},
+            }
+        ],
+        name="tpl",
+    )
     ex = Executor(rt)
     eid = ex.start(pid, input={})
     assert ex.run(eid) == "failed"
@@ -286,25 +384,46 @@ def test_graph_and_google(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) ->
     g, gs = GraphStub(), GoogleStub()
     s1, s2 = StubServer(g), StubServer(gs)
     try:
-        rt = make_runtime({"connections": {
-            "entra": {"type": "entra_id", "base_url": s1.url, "tenant_id": "t1",
-                      "client_id": "c1", "client_secret": "${env:GRAPH_SECRET}",
-                      "token_url": s1.url + "/t1/oauth2/v2.0/token"},
-            "gws": {"type": "google", "base_url": s2.url, "token": "${env:GOOGLE_TOKEN}"}}})
+        rt = make_runtime(
+            {
+                "connections": {
+                    "entra": {
+                        "type": "entra_id",
+                        "base_url": s1.url,
+                        "tenant_id": "t1",
+                        "client_id": "c1",
+                        "client_secret": "${env:GRAPH_SECRET}",
+                        "token_url": s1.url + "/t1/oauth2/v2.0/token",
+                    },
+                    "gws": {"type": "google", "base_url": s2.url, "token": "${env:GOOGLE_TOKEN}"},
+                }
+            }
+        )
         steps = []
         for conn in ("entra", "gws"):
             for act in ("disable_user", "revoke_sessions", "enable_user"):
-                steps.append({"id": f"{conn}-{act}", "name": act, "action_type": act,
-                              "parameters": {"user_id": "bob@example.com", "connection": conn}})
+                steps.append(
+                    {
+                        "id": f"{conn}-{act}",
+                        "name": act,
+                        "action_type": act,
+                        "parameters": {"user_id": "bob@example.com", "connection": conn},
+                    }
+                )
         pid = _steps_pb(rt, steps)
         ex = Executor(rt)
         eid = ex.start(pid, input={})
         assert ex.run(eid) == "succeeded", ex.get(eid)["error"]
-        assert g.effects == [("accountEnabled", "bob@example.com=False"),
-                             ("revokeSignInSessions", "bob@example.com"),
-                             ("accountEnabled", "bob@example.com=True")]
-        assert gs.effects == [("suspended", "bob@example.com=True"), ("signOut", "bob@example.com"),
-                              ("suspended", "bob@example.com=False")]
+        assert g.effects == [
+            ("accountEnabled", "bob@example.com=False"),
+            ("revokeSignInSessions", "bob@example.com"),
+            ("accountEnabled", "bob@example.com=True"),
+        ]
+        assert gs.effects == [
+            ("suspended", "bob@example.com=True"),
+            ("signOut", "bob@example.com"),
+            ("suspended", "bob@example.com=False"),
+        ]
         blob = json.dumps(ex.get(eid)) + json.dumps(ex.audit_log(eid), default=str)
         assert "cs-SECRET" not in blob and GOOGLE_TOKEN not in blob
     finally:
@@ -314,8 +433,13 @@ def test_graph_and_google(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_bad_vendor_auth_is_clear(make_runtime: Any, okta: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("OKTA_TOKEN", "wrong-token-value")
-    rt = make_runtime({"connections": {"okta_main": {
-        "type": "okta", "base_url": okta[1].url, "token": "${env:OKTA_TOKEN}"}}})
+    rt = make_runtime(
+        {
+            "connections": {
+                "okta_main": {"type": "okta", "base_url": okta[1].url, "token": "${env:OKTA_TOKEN}"}
+            }
+        }
+    )
     pid = _steps_pb(rt, [_okta_step("r", "revoke_sessions")])
     ex = Executor(rt)
     eid = ex.start(pid, input={"user": "bob@example.com"})

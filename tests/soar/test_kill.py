@@ -35,7 +35,9 @@ def _child(data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OKTA_TOKEN": OKTA_TOKEN}
     return subprocess.Popen(
         [sys.executable, "-m", "mantissa.cli.main", "--data-dir", str(data_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
 
 
@@ -78,10 +80,19 @@ def test_kill_between_send_and_record_keyed(make_runtime: Any, state_url: str) -
     server = StubServer(SlowAfter(hook, "POST /hook", 30))
     try:
         rt = make_runtime(state_url=state_url)
-        PlaybookStore(rt).import_text(playbook([
-            {"id": "post", "name": "post", "action_type": "http_request",
-             "parameters": {"url": server.url + "/hook", "body": {"a": 1}}},
-        ], id="keyed"))
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "post",
+                        "name": "post",
+                        "action_type": "http_request",
+                        "parameters": {"url": server.url + "/hook", "body": {"a": 1}},
+                    },
+                ],
+                id="keyed",
+            )
+        )
         p = _child(rt.data_dir, "playbooks", "run", "keyed", "--input", "{}")
         _wait(lambda: len(hook.effects) == 1)
         _kill(p)
@@ -104,12 +115,31 @@ def test_kill_between_send_and_record_verify_first_and_unsafe(
     slow = SlowAfter(handler, "/lifecycle/", 30)
     server = StubServer(slow)
     try:
-        rt = make_runtime({"connections": {"okta_main": {
-            "type": "okta", "base_url": server.url, "token": "${env:OKTA_TOKEN}"}}}, state_url)
-        PlaybookStore(rt).import_text(playbook([
-            {"id": "d", "name": "d", "action_type": "disable_user",
-             "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-        ], id="vf"))
+        rt = make_runtime(
+            {
+                "connections": {
+                    "okta_main": {
+                        "type": "okta",
+                        "base_url": server.url,
+                        "token": "${env:OKTA_TOKEN}",
+                    }
+                }
+            },
+            state_url,
+        )
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "d",
+                        "name": "d",
+                        "action_type": "disable_user",
+                        "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                    },
+                ],
+                id="vf",
+            )
+        )
         p = _child(rt.data_dir, "playbooks", "run", "vf", "--input", "{}")
         _wait(lambda: handler.effects == [("suspend", "00ub0b")])
         _kill(p)
@@ -120,12 +150,25 @@ def test_kill_between_send_and_record_verify_first_and_unsafe(
 
         # unsafe: reset_password sends an email each time; never re-run blindly
         slow.held = 0
-        PlaybookStore(rt).import_text(playbook([
-            {"id": "r", "name": "r", "action_type": "reset_password",
-             "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-            {"id": "after", "name": "after", "action_type": "revoke_sessions",
-             "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-        ], id="unsafe"))
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "r",
+                        "name": "r",
+                        "action_type": "reset_password",
+                        "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                    },
+                    {
+                        "id": "after",
+                        "name": "after",
+                        "action_type": "revoke_sessions",
+                        "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                    },
+                ],
+                id="unsafe",
+            )
+        )
         p = _child(rt.data_dir, "playbooks", "run", "unsafe", "--input", "{}")
         _wait(lambda: ("reset_password", "00ub0b") in handler.effects)
         _kill(p)
@@ -146,13 +189,27 @@ def test_kill_before_a_step(make_runtime: Any, state_url: str) -> None:
     s2.queued_failures.append((500, {}, b"{}"))
     try:
         rt = make_runtime(state_url=state_url)
-        PlaybookStore(rt).import_text(playbook([
-            {"id": "one", "name": "one", "action_type": "http_request",
-             "parameters": {"url": s1.url + "/hook"}},
-            {"id": "two", "name": "two", "action_type": "http_request", "depends_on": ["one"],
-             "parameters": {"url": s2.url + "/hook"},
-             "retries": {"max_attempts": 2, "backoff_seconds": 2}},
-        ], id="before"))
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "one",
+                        "name": "one",
+                        "action_type": "http_request",
+                        "parameters": {"url": s1.url + "/hook"},
+                    },
+                    {
+                        "id": "two",
+                        "name": "two",
+                        "action_type": "http_request",
+                        "depends_on": ["one"],
+                        "parameters": {"url": s2.url + "/hook"},
+                        "retries": {"max_attempts": 2, "backoff_seconds": 2},
+                    },
+                ],
+                id="before",
+            )
+        )
         p = _child(rt.data_dir, "playbooks", "run", "before", "--input", "{}")
         # step two failed once (500): its retry is a timer row; kill during the backoff
         eid_box: list[str] = []
@@ -164,6 +221,7 @@ def test_kill_before_a_step(make_runtime: Any, state_url: str) -> None:
             eid_box[:] = [rows[0]["id"]]
             st = Executor(rt).get(rows[0]["id"])["steps"]
             return st[0]["status"] == "succeeded" and st[1]["status"] == "retry_wait"
+
         _wait(waiting)
         _kill(p)
         eid = eid_box[0]
@@ -178,23 +236,46 @@ def test_kill_before_a_step(make_runtime: Any, state_url: str) -> None:
 
 def test_kill_during_approval_wait(make_runtime: Any, okta: Any, state_url: str) -> None:
     handler, server = okta
-    rt = make_runtime({"connections": {"okta_main": {
-        "type": "okta", "base_url": server.url, "token": "${env:OKTA_TOKEN}"}}}, state_url)
-    PlaybookStore(rt).import_text(playbook([
-        {"id": "rev", "name": "rev", "action_type": "revoke_sessions",
-         "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-        {"id": "d", "name": "d", "action_type": "disable_user", "requires_approval": True,
-         "depends_on": ["rev"],
-         "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-    ], id="gate"))
+    rt = make_runtime(
+        {
+            "connections": {
+                "okta_main": {"type": "okta", "base_url": server.url, "token": "${env:OKTA_TOKEN}"}
+            }
+        },
+        state_url,
+    )
+    PlaybookStore(rt).import_text(
+        playbook(
+            [
+                {
+                    "id": "rev",
+                    "name": "rev",
+                    "action_type": "revoke_sessions",
+                    "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                },
+                {
+                    "id": "d",
+                    "name": "d",
+                    "action_type": "disable_user",
+                    "requires_approval": True,
+                    "depends_on": ["rev"],
+                    "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                },
+            ],
+            id="gate",
+        )
+    )
     code = (
         "import sys, time\nfrom mantissa.runtime import Runtime\n"
         "from mantissa.soar.executor import Executor\n"
         f"rt = Runtime({str(rt.data_dir)!r})\nex = Executor(rt)\n"
         "eid = ex.start('gate', input={})\nprint(ex.run(eid), flush=True)\ntime.sleep(600)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                         env={**os.environ, "OKTA_TOKEN": OKTA_TOKEN})
+    p = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "OKTA_TOKEN": OKTA_TOKEN},
+    )
     assert p.stdout is not None
     assert p.stdout.readline().decode().strip() == "waiting_approval"
     _kill(p)

@@ -138,7 +138,10 @@ def test_probe_blocked(probe: str) -> None:
         ("{{ input.missing | default('none') }}", "none"),
         ("{% if input.n > 2 %}big{% else %}small{% endif %}", "big"),
         ("{{ 'a' ~ item }}", "ai"),
-        ("{{ input.user | sha256 }}", "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9"),
+        (
+            "{{ input.user | sha256 }}",
+            "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9",
+        ),
         ("plain text", "plain text"),
     ],
 )

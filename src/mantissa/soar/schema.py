@@ -101,3 +101,14 @@ audit = sa.Table(
     sa.Column("actor", sa.String(256)),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+
+
+def _install_trigger() -> None:
+    # this module is imported whenever a state store opens (TABLE_MODULES): the alert
+    # trigger is therefore on the alert path of every runtime, CLI and serve alike
+    from mantissa.soar.triggers import install
+
+    install()
+
+
+_install_trigger()

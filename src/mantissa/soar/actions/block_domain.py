@@ -40,7 +40,16 @@ def block_domain(
         else:  # an empty-answer CNAME to a name that does not resolve
             rr.update(Type="CNAME", ResourceRecords=[{"Value": "."}])
         changes.append({"Action": "UPSERT", "ResourceRecordSet": rr})
-    out = aws_call(ctx, r53, "change_resource_record_sets", HostedZoneId=conn.option("zone_id"),
-                   ChangeBatch={"Comment": "mantissa block_domain", "Changes": changes})
-    return {"provider": "route53", "domain": d, "block_type": block_type,
-            "change_id": out["ChangeInfo"]["Id"]}
+    out = aws_call(
+        ctx,
+        r53,
+        "change_resource_record_sets",
+        HostedZoneId=conn.option("zone_id"),
+        ChangeBatch={"Comment": "mantissa block_domain", "Changes": changes},
+    )
+    return {
+        "provider": "route53",
+        "domain": d,
+        "block_type": block_type,
+        "change_id": out["ChangeInfo"]["Id"],
+    }

@@ -18,7 +18,9 @@ COMMANDS = {
 
 @action("collect_forensics", idempotency="natural", vendors=("crowdstrike",))
 def collect_forensics(
-    ctx: ActionContext, host_id: str, collection_type: str = "triage",
+    ctx: ActionContext,
+    host_id: str,
+    collection_type: str = "triage",
     connection: str | None = None,
 ) -> dict[str, Any]:
     """Open an RTR session and run the ``collection_type`` commands; returns their output
@@ -28,20 +30,39 @@ def collect_forensics(
     conn = ctx.connection(connection, ("crowdstrike",))
     base = str(conn.base_url).rstrip("/")
     h = headers(ctx, conn)
-    r = ctx.http("POST", f"{base}/real-time-response/entities/sessions/v1", headers=h,
-                 json={"device_id": host_id, "origin": "mantissa", "queue_offline": False},
-                 ok=(200, 201))
+    r = ctx.http(
+        "POST",
+        f"{base}/real-time-response/entities/sessions/v1",
+        headers=h,
+        json={"device_id": host_id, "origin": "mantissa", "queue_offline": False},
+        ok=(200, 201),
+    )
     session_id = r.json()["resources"][0]["session_id"]
     results = {}
     for cmd in COMMANDS[collection_type]:
-        r = ctx.http("POST", f"{base}/real-time-response/entities/command/v1", headers=h,
-                     json={"base_command": cmd, "command_string": cmd,
-                           "session_id": session_id}, ok=(200, 201))
+        r = ctx.http(
+            "POST",
+            f"{base}/real-time-response/entities/command/v1",
+            headers=h,
+            json={"base_command": cmd, "command_string": cmd, "session_id": session_id},
+            ok=(200, 201),
+        )
         res = (r.json().get("resources") or [{}])[0]
-        results[cmd] = {"stdout": str(res.get("stdout", ""))[:20000],
-                        "stderr": str(res.get("stderr", ""))[:2000],
-                        "complete": res.get("complete")}
-    ctx.http("DELETE", f"{base}/real-time-response/entities/sessions/v1",
-             params={"session_id": session_id}, headers=h, ok=(200, 204, 404))
-    return {"provider": "crowdstrike", "host_id": host_id, "session_id": session_id,
-            "results": results}
+        results[cmd] = {
+            "stdout": str(res.get("stdout", ""))[:20000],
+            "stderr": str(res.get("stderr", ""))[:2000],
+            "complete": res.get("complete"),
+        }
+    ctx.http(
+        "DELETE",
+        f"{base}/real-time-response/entities/sessions/v1",
+        params={"session_id": session_id},
+        headers=h,
+        ok=(200, 204, 404),
+    )
+    return {
+        "provider": "crowdstrike",
+        "host_id": host_id,
+        "session_id": session_id,
+        "results": results,
+    }

@@ -35,22 +35,42 @@ def create_ticket(
 
     dest = load_destination(ctx.runtime, system)
     if dest.type not in ("jira", "servicenow"):
-        raise ActionError(f"create_ticket: destination {system!r} is {dest.type}, not jira/servicenow")
+        raise ActionError(
+            f"create_ticket: destination {system!r} is {dest.type}, not jira/servicenow"
+        )
     if project and dest.type == "jira":
         dest.config.project = project  # type: ignore[attr-defined]
     if ctx.dry_run:
-        ctx.requests.append({"destination": system, "type": dest.type, "title": title,
-                             "project": project, "description": description})
+        ctx.requests.append(
+            {
+                "destination": system,
+                "type": dest.type,
+                "title": title,
+                "project": project,
+                "description": description,
+            }
+        )
         raise DryRunStop()
     try:
         receipt = dest.send(
-            Delivery(alert=ticket_alert(ctx, title, description, severity), kind="trigger",
-                     idempotency_key=ctx.idempotency_key, destination_id=system)
+            Delivery(
+                alert=ticket_alert(ctx, title, description, severity),
+                kind="trigger",
+                idempotency_key=ctx.idempotency_key,
+                destination_id=system,
+            )
         )
     except DeliveryError as exc:
         raise ActionError(f"create_ticket via {system}: {ctx.mask(exc.message)}") from None
     finally:
         dest.close()
-    ctx.audit({"event": "call", "method": "SEND", "host": system, "path": dest.type,
-               "status": "created" if receipt.get("created") else "found"})
+    ctx.audit(
+        {
+            "event": "call",
+            "method": "SEND",
+            "host": system,
+            "path": dest.type,
+            "status": "created" if receipt.get("created") else "found",
+        }
+    )
     return {"system": system, "type": dest.type, **receipt}

@@ -33,13 +33,22 @@ def run_script(ctx: ActionContext, script: str, args: list[str] | None = None) -
         ctx.requests.append({"argv": argv})
         raise DryRunStop()
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=ctx.remaining(), shell=False,
-                              cwd=root, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=ctx.remaining(),
+            shell=False,
+            cwd=root,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
     except subprocess.TimeoutExpired:
         raise ActionError(f"run_script: {script} timed out") from None
-    out = {"script": script, "exit_code": proc.returncode,
-           "stdout": ctx.mask(proc.stdout.decode(errors="replace")[-20000:]),
-           "stderr": ctx.mask(proc.stderr.decode(errors="replace")[-5000:])}
+    out = {
+        "script": script,
+        "exit_code": proc.returncode,
+        "stdout": ctx.mask(proc.stdout.decode(errors="replace")[-20000:]),
+        "stderr": ctx.mask(proc.stderr.decode(errors="replace")[-5000:]),
+    }
     if proc.returncode != 0:
         raise ActionError(f"run_script: {script} exited {proc.returncode}: {out['stderr'][-300:]}")
     return out

@@ -9,7 +9,9 @@ from mantissa.soar.actions._falcon import device_action, host_state
 
 
 @action("unisolate_host", idempotency="verify-first", vendors=("crowdstrike",))
-def unisolate_host(ctx: ActionContext, host_id: str, connection: str | None = None) -> dict[str, Any]:
+def unisolate_host(
+    ctx: ActionContext, host_id: str, connection: str | None = None
+) -> dict[str, Any]:
     """Lift containment of ``host_id`` (Falcon ``lift_containment``)."""
     conn = ctx.connection(connection, ("crowdstrike",))
     if host_state(ctx, conn, host_id) == "normal":

@@ -23,8 +23,15 @@ def update_ticket(
 
     dest: Any = load_destination(ctx.runtime, system)
     if ctx.dry_run:
-        ctx.requests.append({"destination": system, "type": dest.type, "ticket_id": ticket_id,
-                             "comment": comment, "status": status})
+        ctx.requests.append(
+            {
+                "destination": system,
+                "type": dest.type,
+                "ticket_id": ticket_id,
+                "comment": comment,
+                "status": status,
+            }
+        )
         raise DryRunStop()
     out: dict[str, Any] = {"system": system, "ticket_id": ticket_id}
     try:
@@ -48,6 +55,7 @@ def update_ticket(
         raise ActionError(f"update_ticket via {system}: {ctx.mask(exc.message)}") from None
     finally:
         dest.close()
-    ctx.audit({"event": "call", "method": "SEND", "host": system, "path": dest.type,
-               "status": "ok"})
+    ctx.audit(
+        {"event": "call", "method": "SEND", "host": system, "path": dest.type, "status": "ok"}
+    )
     return out

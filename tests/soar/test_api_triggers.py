@@ -1,0 +1,195 @@
+"""API routes (roles, 403 for viewer, 409 after expiry, signed links) and triggers (alert
+once per alert through the normal alert path, the serve worker's expiry within 1 s)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mantissa.api.app import create_app
+from mantissa.api.auth import TokenStore
+from mantissa.soar.executor import Executor
+from mantissa.soar.store import PlaybookStore
+from tests.alerts.conftest import candidate
+from tests.alerts.stubs import StubServer
+from tests.soar.conftest import playbook
+from tests.soar.stubs import OKTA_TOKEN, HookStub
+
+GATED = [
+    {
+        "id": "rev",
+        "name": "rev",
+        "action_type": "revoke_sessions",
+        "parameters": {"user_id": "{{ input.user }}", "connection": "okta_main"},
+    },
+    {
+        "id": "d",
+        "name": "d",
+        "action_type": "disable_user",
+        "requires_approval": True,
+        "depends_on": ["rev"],
+        "approval_timeout_seconds": 2,
+        "parameters": {"user_id": "{{ input.user }}", "connection": "okta_main"},
+    },
+]
+
+
+@pytest.fixture
+def api(okta_runtime: Any) -> Iterator[tuple[TestClient, dict[str, str], Any]]:
+    store = TokenStore(okta_runtime.state)
+    toks = {
+        r: store.create(r, name=f"t-{r}")[1] for r in ("viewer", "analyst", "responder", "admin")
+    }
+    with TestClient(create_app(okta_runtime), raise_server_exceptions=False) as c:
+        yield c, {r: {"Authorization": f"Bearer {t}"} for r, t in toks.items()}, okta_runtime
+
+
+def test_api_run_approve_roles(api: Any, okta: Any) -> None:
+    c, h, rt = api
+    text = playbook(GATED, id="gated")
+    r = c.post(
+        "/playbooks", content=text, headers={**h["viewer"], "Content-Type": "application/yaml"}
+    )
+    assert r.status_code == 403
+    r = c.post(
+        "/playbooks", content=text, headers={**h["responder"], "Content-Type": "application/yaml"}
+    )
+    assert r.status_code == 201, r.text
+    assert c.get("/playbooks", headers=h["analyst"]).json()[0]["id"] == "gated"
+    body = {"input": {"user": "bob@example.com"}}
+    assert c.post("/playbooks/gated/run", json=body, headers=h["viewer"]).status_code == 403
+    assert c.post("/playbooks/gated/run", json=body, headers=h["analyst"]).status_code == 403
+    r = c.post("/playbooks/gated/execute", json=body, headers=h["responder"])
+    assert r.status_code == 200 and r.json()["status"] == "waiting_approval"
+    eid = r.json()["execution_id"]
+    assert c.get("/approvals", headers=h["viewer"]).status_code == 403
+    [ap] = c.get("/approvals", headers=h["responder"]).json()
+    assert c.post(f"/approvals/{ap['id']}/approve", headers=h["viewer"]).status_code == 403
+    r = c.post(f"/approvals/{ap['id']}/approve", headers=h["admin"])
+    assert r.status_code == 200 and r.json()["execution_status"] == "succeeded"
+    r = c.post(f"/approvals/{ap['id']}/deny", headers=h["responder"])
+    assert r.status_code == 409
+    doc = c.get(f"/executions/{eid}", headers=h["analyst"]).json()
+    assert doc["status"] == "succeeded" and [s["status"] for s in doc["steps"]] == [
+        "succeeded",
+        "succeeded",
+    ]
+    assert OKTA_TOKEN not in json.dumps(doc)
+    assert c.get("/executions", headers=h["analyst"]).json()["total"] == 1
+    assert okta[0].effects == [("revoke_sessions", "00ub0b"), ("suspend", "00ub0b")]
+
+
+def test_api_409_after_expiry_and_signed_link(api: Any) -> None:
+    from mantissa.soar.approvals import sign_link
+
+    c, h, rt = api
+    PlaybookStore(rt).import_text(playbook(GATED, id="gated"))
+    eid = c.post(
+        "/playbooks/gated/run", json={"input": {"user": "bob@example.com"}}, headers=h["responder"]
+    ).json()["execution_id"]
+    [ap] = c.get("/approvals", headers=h["responder"]).json()
+    # a signed link: GET shows a page and changes nothing; a bad token is refused
+    tok = sign_link(rt, ap["id"], "deny")
+    assert c.get(f"/approvals/{ap['id']}/link?decision=deny&token={tok}").status_code == 200
+    assert c.get(f"/approvals/{ap['id']}/link?decision=approve&token={tok}").status_code == 403
+    r = c.post(f"/approvals/{ap['id']}/link?decision=deny", data={"token": tok, "actor": "sam"})
+    assert r.status_code == 200 and r.json()["status"] == "denied"
+    assert Executor(rt).get(eid)["status"] == "denied"
+    # expiry
+    eid = c.post(
+        "/playbooks/gated/run", json={"input": {"user": "bob@example.com"}}, headers=h["responder"]
+    ).json()["execution_id"]
+    [ap] = c.get("/approvals", headers=h["responder"]).json()
+    time.sleep(2.05)
+    r = c.post(f"/approvals/{ap['id']}/approve", headers=h["responder"])
+    assert r.status_code == 409 and "expired" in r.text
+
+
+def test_alert_trigger_once_per_alert(okta_runtime: Any) -> None:
+    from mantissa.alerts.service import AlertService
+    from mantissa.soar.triggers import invalidate, wait_pending
+
+    rt = okta_runtime
+    hook = HookStub()
+    server = StubServer(hook)
+    try:
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "post",
+                        "name": "post",
+                        "action_type": "http_request",
+                        "parameters": {
+                            "url": server.url + "/hook",
+                            "body": {
+                                "alert": "{{ alert.id }}",
+                                "user": "{{ alert.entities.user }}",
+                            },
+                        },
+                    }
+                ],
+                id="on-root",
+                trigger={
+                    "type": "alert",
+                    "conditions": {"rule_id": "aws_console_*", "severity": ["high", "critical"]},
+                },
+            )
+        )
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "x",
+                        "name": "x",
+                        "action_type": "http_request",
+                        "parameters": {"url": server.url + "/never"},
+                    }
+                ],
+                id="not-matching",
+                trigger={"type": "alert", "conditions": {"rule_id": "okta_*"}},
+            )
+        )
+        invalidate()
+        svc = AlertService(rt)
+        [alert] = svc.raise_alerts([candidate()])
+        svc.raise_alerts([candidate()])  # the same alert again: updated, not re-run
+        wait_pending(20)
+        assert len(hook.effects) == 1
+        assert json.loads(server.journal[0].body) == {"alert": alert.id, "user": "root"}
+        rows, total = Executor(rt).list()
+        assert total == 1 and rows[0]["alert_id"] == alert.id and rows[0]["trigger"] == "alert"
+        assert rows[0]["status"] == "succeeded"
+    finally:
+        server.close()
+
+
+def test_worker_expires_within_one_second(okta_runtime: Any) -> None:
+    from mantissa.soar.triggers import worker
+
+    rt = okta_runtime
+    PlaybookStore(rt).import_text(playbook(GATED, id="gated"))
+    ex = Executor(rt)
+    eid = ex.start("gated", input={"user": "bob@example.com"})
+    assert ex.run(eid) == "waiting_approval"
+    expires = ex.get(eid)["approvals"][0]["expires_at"]
+    stop = threading.Event()
+    t = threading.Thread(target=worker, args=(rt, stop), daemon=True)
+    t.start()
+    try:
+        import datetime as dt
+
+        deadline = dt.datetime.fromisoformat(expires.replace("Z", "+00:00"))
+        while ex.get(eid)["status"] != "expired":
+            assert dt.datetime.now(dt.UTC) < deadline + dt.timedelta(seconds=1)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(5)
+    assert ex.get(eid)["steps"][1]["status"] == "expired"
