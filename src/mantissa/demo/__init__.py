@@ -87,6 +87,7 @@ DEMO_STEP_MODULES: list[str] = [
     "mantissa.alerts.demo",
     "mantissa.api.demo",
     "mantissa.detect.demo",
+    "mantissa.identity.demo",
     "mantissa.apm.demo",
     "mantissa.ask.demo",
 ]

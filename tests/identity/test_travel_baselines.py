@@ -1,0 +1,118 @@
+"""Impossible travel edge cases and incremental baselines on a small Okta lake written in
+the System Log format and ingested through the real parser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow  # each run opens a lake session (seconds on a busy machine)
+
+NYC = ("New York", "United States", 40.71, -74.01)
+LON = ("London", "United Kingdom", 51.51, -0.13)
+BOS = ("Boston", "United States", 42.36, -71.06)
+
+
+def _ev(t: dt.datetime, user: str, ip: str, place: tuple[Any, ...] | None, etype: str = "user.session.start") -> dict[str, Any]:  # fmt: skip
+    geo = {"city": place[0], "country": place[1], "geolocation": {"lat": place[2], "lon": place[3]}} if place else {}  # fmt: skip
+    return {
+        "uuid": str(uuid.uuid4()), "published": t.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "eventType": etype, "version": "0", "severity": "INFO", "displayMessage": etype,
+        "actor": {"id": "00u" + user[:5], "type": "User", "alternateId": user, "displayName": user},
+        "client": {"userAgent": {"rawUserAgent": "Mozilla/5.0 Chrome/125.0"}, "ipAddress": ip,
+                   "geographicalContext": geo},
+        "authenticationContext": {"externalSessionId": "s-" + user[:5]},
+        "outcome": {"result": "SUCCESS"}, "securityContext": {"asNumber": 7018},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def rt(tmp_path: Path) -> Any:
+    from mantissa.runtime import Runtime
+
+    cfg = tmp_path / "mantissa.yaml"
+    cfg.write_text(yaml.safe_dump({"identity": {"learning_days": 2, "impossible_travel": {"relay_cidrs": ["100.127.0.0/16"]}}}))  # fmt: skip
+    r = Runtime(data_dir=tmp_path / "data", config_path=cfg)
+    yield r
+    r.state.close()
+
+
+def _ingest(rt: Any, tmp: Path, events: list[dict[str, Any]]) -> None:
+    from mantissa.lake.ingest import Pipeline
+    from mantissa.sources.base import get_source
+
+    f = tmp / f"okta-{uuid.uuid4().hex[:6]}.json"
+    f.write_text(json.dumps(events))
+    s = Pipeline(rt.storage, get_source("okta"), rt.config.ingest).ingest_paths([str(f)])
+    assert s.rejected == 0
+
+
+def test_impossible_travel_cases(rt: Any, tmp_path: Path) -> None:
+    from mantissa.identity.run import IdentityRun
+
+    t = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=6)
+    evs = [
+        # thief: New York then London 50 min later -> alert
+        _ev(t, "thief@corp.example", "100.80.0.1", NYC),
+        _ev(t + dt.timedelta(minutes=50), "thief@corp.example", "100.81.0.1", LON),
+        # traveller: New York then London 9 h later (a real flight) -> nothing
+        _ev(t - dt.timedelta(hours=4), "flyer@corp.example", "100.80.0.2", NYC),
+        _ev(t + dt.timedelta(hours=5), "flyer@corp.example", "100.81.0.2", LON),
+        # VPN user: egress in London on the relay range -> nothing
+        _ev(t, "vpn@corp.example", "100.80.0.3", NYC),
+        _ev(t + dt.timedelta(minutes=20), "vpn@corp.example", "100.127.4.4", LON),
+        # same IP, geo database disagreeing with itself -> nothing
+        _ev(t, "same@corp.example", "100.80.0.5", NYC),
+        _ev(t + dt.timedelta(minutes=5), "same@corp.example", "100.80.0.5", LON),
+        # short hop Boston -> New York (300 km) in 20 min -> nothing (< 500 km)
+        _ev(t, "hop@corp.example", "100.80.0.6", BOS),
+        _ev(t + dt.timedelta(minutes=20), "hop@corp.example", "100.81.0.6", NYC),
+        # no geo at all -> skipped, not an error
+        _ev(t, "nogeo@corp.example", "100.80.0.7", None),
+        _ev(t + dt.timedelta(minutes=5), "nogeo@corp.example", "100.81.0.7", LON),
+    ]
+    _ingest(rt, tmp_path, evs)
+    end = dt.datetime.now(dt.UTC)
+    res = IdentityRun(rt).run(
+        end - dt.timedelta(hours=12), end, raise_alerts=False, only=["impossible_travel"]
+    )
+    hits = {c.entities["user"]: c for c in res.candidates}
+    assert set(hits) == {"thief@corp.example"}, {u: c.description for u, c in hits.items()}
+    d = hits["thief@corp.example"].description
+    assert "New York" in d and "London" in d and "km/h" in d
+    assert len(hits["thief@corp.example"].evidence_event_ids) == 2
+
+
+def test_baselines_incremental_and_learning(rt: Any, tmp_path: Path) -> None:
+    from mantissa.identity import baselines
+    from mantissa.identity.run import IdentityRun
+
+    day0 = (dt.datetime.now(dt.UTC) - dt.timedelta(days=4)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    evs = [_ev(day0 + dt.timedelta(days=d, minutes=m), "ann@corp.example", "100.80.1.1", NYC)
+           for d in range(3) for m in (0, 30)]  # fmt: skip
+    _ingest(rt, tmp_path, evs)
+    runner = IdentityRun(rt)
+    start = day0.replace(hour=0)
+    runner.run(start, start + dt.timedelta(days=1), raise_alerts=False)
+    b1 = baselines.load(rt.state, ["ann@corp.example"])["ann@corp.example"]
+    assert b1["logins"] == 2 and b1["data"]["countries"] == {"US": 2}
+    runner.run(start + dt.timedelta(days=1), start + dt.timedelta(days=3), raise_alerts=False)
+    b2 = baselines.load(rt.state, ["ann@corp.example"])["ann@corp.example"]
+    assert (
+        b2["logins"] == 6 and b2["data"]["hod"]["9"] == 6 and b2["data"]["ips"] == {"100.80.1.1": 6}
+    )
+    # re-running an already learned window detects but does not count twice
+    runner.run(start, start + dt.timedelta(days=1), raise_alerts=False)
+    assert baselines.load(rt.state, ["ann@corp.example"])["ann@corp.example"]["logins"] == 6
+    tbl = baselines.as_arrow({"ann@corp.example": b2}, start + dt.timedelta(days=1), 2)
+    assert tbl.column("learning").to_pylist() == [True]
+    tbl = baselines.as_arrow({"ann@corp.example": b2}, start + dt.timedelta(days=5), 2)
+    assert tbl.column("learning").to_pylist() == [False]
