@@ -59,6 +59,7 @@ class TableInfo:
     columns: dict[str, str]
     hints: dict[str, Any]
     rows: int = 0
+    time_column: str = "event_time"
     #: column → {value: count}, for the harvested low-cardinality columns.
     values: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -192,6 +193,7 @@ def load_lexicon(runtime: Any, refresh: bool = False) -> Lexicon:
                 columns=_schema(spec),
                 hints=hints.get(name, {}),
                 rows=int(h.get("rows", 0)),
+                time_column=spec.time_column,
                 values=h.get("values", {}),
             )
         ev_values: dict[str, dict[str, int]] = {}

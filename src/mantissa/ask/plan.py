@@ -67,6 +67,8 @@ class QueryPlan(BaseModel):
     table: str
     filters: list[Filter] = Field(default_factory=list)
     time_range: TimeRange
+    #: The table's time column (``event_time`` for logs, ``start_time`` for traces).
+    time_column: str = "event_time"
     compare_to: TimeRange | None = None
     group_by: list[str] = Field(default_factory=list)
     #: Time bucket for breakdowns over time ("per hour", "by day").

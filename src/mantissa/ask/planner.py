@@ -326,7 +326,7 @@ def plan_question(
             metric = Metric(func="count_distinct", column=dims[0])
     elif intent in ("last_seen", "first_seen"):
         columns = list(SEARCH_COLUMNS)
-        order = [Order(by="event_time", desc=intent == "last_seen")]
+        order = [Order(by=info.time_column, desc=intent == "last_seen")]
         limit = 1
     else:  # search
         if dims and _asks_which(u):
@@ -335,10 +335,12 @@ def plan_question(
             order = [Order(by="count", desc=True)]
         else:
             columns = list(SEARCH_COLUMNS)
-            order = [Order(by="event_time", desc=True)]
+            order = [Order(by=info.time_column, desc=True)]
             limit = u.k or 100
     if measure and intent in ("top_k", "breakdown") and metric.func == "count":
         pass
+    if columns and info.time_column != "event_time":
+        columns = [info.time_column, *(info.hints.get("search_columns") or [])]
     columns = [c for c in columns if c in info.columns]
     notes.extend(u.words())
     return QueryPlan(
@@ -354,6 +356,7 @@ def plan_question(
         order=order,
         limit=limit,
         notes=notes,
+        time_column=info.time_column,
     )
 
 

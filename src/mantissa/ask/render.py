@@ -163,8 +163,8 @@ def where_expr(plan: QueryPlan, *extra: exp.Expression) -> exp.Expression:
         lo = min(lo, plan.compare_to.start)
         hi = max(hi, plan.compare_to.end)
     parts: list[exp.Expression] = [
-        exp.GTE(this=col("event_time"), expression=ts(lo)),
-        exp.LT(this=col("event_time"), expression=ts(hi)),
+        exp.GTE(this=col(plan.time_column), expression=ts(lo)),
+        exp.LT(this=col(plan.time_column), expression=ts(hi)),
     ]
     groups: dict[str, list[exp.Expression]] = {}
     for f in plan.filters:
@@ -194,7 +194,9 @@ def _percentile(column: str, q: float, dialect: str) -> exp.Expression:
 
 
 def _bucket(plan: QueryPlan) -> exp.Expression:
-    return exp.TimestampTrunc(this=col("event_time"), unit=exp.var((plan.bucket or "hour").upper()))
+    return exp.TimestampTrunc(
+        this=col(plan.time_column), unit=exp.var((plan.bucket or "hour").upper())
+    )
 
 
 def to_ast(plan: QueryPlan, dialect: str = "duckdb") -> exp.Select:
@@ -205,12 +207,12 @@ def to_ast(plan: QueryPlan, dialect: str = "duckdb") -> exp.Select:
     if plan.intent == "compare" and plan.compare_to is not None:
         cur = plan.time_range
         in_cur = exp.and_(
-            exp.GTE(this=col("event_time"), expression=ts(cur.start)),
-            exp.LT(this=col("event_time"), expression=ts(cur.end)),
+            exp.GTE(this=col(plan.time_column), expression=ts(cur.start)),
+            exp.LT(this=col(plan.time_column), expression=ts(cur.end)),
         )
         in_prev = exp.and_(
-            exp.GTE(this=col("event_time"), expression=ts(plan.compare_to.start)),
-            exp.LT(this=col("event_time"), expression=ts(plan.compare_to.end)),
+            exp.GTE(this=col(plan.time_column), expression=ts(plan.compare_to.start)),
+            exp.LT(this=col(plan.time_column), expression=ts(plan.compare_to.end)),
         )
         window = exp.Case(
             ifs=[exp.If(this=in_cur, true=exp.Literal.string("current"))],

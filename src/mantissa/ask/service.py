@@ -230,6 +230,7 @@ def _plan_from_llm(
     plan = QueryPlan(
         intent=lp.intent,
         table=lp.table,
+        time_column=lex.tables[lp.table].time_column,
         filters=lp.filters,
         time_range=tr,
         group_by=lp.group_by,
@@ -249,7 +250,7 @@ def finalize(plan: QueryPlan) -> QueryPlan:
     if plan.intent in ("search", "last_seen", "first_seen") and not plan.columns:
         plan.columns = list(SEARCH_COLUMNS)
     if plan.intent in ("search", "last_seen", "first_seen") and not plan.order:
-        plan.order = [Order(by="event_time", desc=plan.intent != "first_seen")]
+        plan.order = [Order(by=plan.time_column, desc=plan.intent != "first_seen")]
     if plan.intent in ("last_seen", "first_seen"):
         plan.limit = 1
     if plan.intent in ("top_k", "breakdown") and not plan.order and not plan.bucket:

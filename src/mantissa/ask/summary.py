@@ -85,7 +85,7 @@ def summarize(
         if not recs:
             return f"No {what} in the {when}."
         r = recs[0]
-        t = to_jsonable(r.get("event_time"))
+        t = to_jsonable(r.get(plan.time_column))
         who = f" by {r['user']}" if r.get("user") else ""
         frm = f" from {r['src_ip']}" if r.get("src_ip") else ""
         what_ev = f" ({r['event_type']})" if r.get("event_type") else ""
