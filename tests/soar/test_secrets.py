@@ -38,21 +38,40 @@ def _db_text(rt: Any) -> str:
     return "\n".join(out)
 
 
-def test_secret_never_leaks(okta_runtime: Any, okta: Any, caplog: pytest.LogCaptureFixture,
-                            cli: Any) -> None:
+def test_secret_never_leaks(
+    okta_runtime: Any, okta: Any, caplog: pytest.LogCaptureFixture, cli: Any
+) -> None:
     caplog.set_level(logging.DEBUG)
     rt = okta_runtime
     echo = StubServer(_echo)
     try:
-        PlaybookStore(rt).import_text(playbook([
-            {"id": "rev", "name": "rev", "action_type": "revoke_sessions",
-             "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-            {"id": "d", "name": "d", "action_type": "disable_user", "requires_approval": True,
-             "parameters": {"user_id": "bob@example.com", "connection": "okta_main"}},
-            {"id": "echo", "name": "echo", "action_type": "http_request",
-             "on_failure": "continue",
-             "parameters": {"url": echo.url + "/x", "connection": "okta_main"}},
-        ], id="leaky"))
+        PlaybookStore(rt).import_text(
+            playbook(
+                [
+                    {
+                        "id": "rev",
+                        "name": "rev",
+                        "action_type": "revoke_sessions",
+                        "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                    },
+                    {
+                        "id": "d",
+                        "name": "d",
+                        "action_type": "disable_user",
+                        "requires_approval": True,
+                        "parameters": {"user_id": "bob@example.com", "connection": "okta_main"},
+                    },
+                    {
+                        "id": "echo",
+                        "name": "echo",
+                        "action_type": "http_request",
+                        "on_failure": "continue",
+                        "parameters": {"url": echo.url + "/x", "connection": "okta_main"},
+                    },
+                ],
+                id="leaky",
+            )
+        )
         ex = Executor(rt)
         eid = ex.start("leaky", input={})
         assert ex.run(eid) == "waiting_approval"
@@ -62,18 +81,28 @@ def test_secret_never_leaks(okta_runtime: Any, okta: Any, caplog: pytest.LogCapt
         ex.run(dry)
         doc = ex.get(eid)
         assert doc["steps"][2]["status"] == "failed" and "***" in doc["steps"][2]["error"]
-        outputs = [json.dumps(ex.get(eid)), json.dumps(ex.get(dry)),
-                   json.dumps(ex.audit_log(eid), default=str)]
-        for args in (("executions", "show", eid, "--format", "json", "--audit"),
-                     ("executions", "list", "--format", "json"),
-                     ("approvals", "list", "--all", "--format", "json")):
+        outputs = [
+            json.dumps(ex.get(eid)),
+            json.dumps(ex.get(dry)),
+            json.dumps(ex.audit_log(eid), default=str),
+        ]
+        for args in (
+            ("executions", "show", eid, "--format", "json", "--audit"),
+            ("executions", "list", "--format", "json"),
+            ("approvals", "list", "--all", "--format", "json"),
+        ):
             r = cli(*args, data=rt.data_dir)
             outputs += [r.out, r.err]
         store = TokenStore(rt.state)
         tok = store.create("admin", name="t")[1]
         with TestClient(create_app(rt), raise_server_exceptions=False) as c:
-            for path in (f"/executions/{eid}", f"/executions/{dry}", "/executions",
-                         "/approvals?status=", "/playbooks/leaky"):
+            for path in (
+                f"/executions/{eid}",
+                f"/executions/{dry}",
+                "/executions",
+                "/approvals?status=",
+                "/playbooks/leaky",
+            ):
                 outputs.append(c.get(path, headers={"Authorization": f"Bearer {tok}"}).text)
         outputs.append(caplog.text)
         outputs.append(_db_text(rt))
