@@ -90,4 +90,5 @@ DEMO_STEP_MODULES: list[str] = [
     "mantissa.identity.demo",
     "mantissa.apm.demo",
     "mantissa.ask.demo",
+    "mantissa.soar.demo",
 ]
