@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+for _sdk in ("anthropic", "openai", "google.genai", "boto3"):
+    pytest.importorskip(_sdk, reason="the LLM SDKs come with the dev extra: pip install -e '.[dev]'")
+
 from mantissa.ask.plan import LLMPlan
 from mantissa.errors import LLMError, LLMRateLimited, LLMTimeout
 from mantissa.llm.base import LLMConfig, get_provider
