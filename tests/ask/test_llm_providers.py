@@ -10,10 +10,10 @@ import pytest
 for _sdk in ("anthropic", "openai", "google.genai", "boto3"):
     pytest.importorskip(_sdk, reason="the LLM SDKs come with the dev extra: pip install -e '.[dev]'")
 
-from mantissa.ask.plan import LLMPlan
-from mantissa.errors import LLMError, LLMRateLimited, LLMTimeout
-from mantissa.llm.base import LLMConfig, get_provider
-from tests.ask.llm_stub import PLAN, Stub
+from mantissa.ask.plan import LLMPlan  # noqa: E402
+from mantissa.errors import LLMError, LLMRateLimited, LLMTimeout  # noqa: E402
+from mantissa.llm.base import LLMConfig, get_provider  # noqa: E402
+from tests.ask.llm_stub import PLAN, Stub  # noqa: E402
 
 ENV = {
     "ANTHROPIC_API_KEY": "sk-ant-test",
