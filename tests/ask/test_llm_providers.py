@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 for _sdk in ("anthropic", "openai", "google.genai", "boto3"):
-    pytest.importorskip(_sdk, reason="the LLM SDKs come with the dev extra: pip install -e '.[dev]'")
+    pytest.importorskip(
+        _sdk, reason="the LLM SDKs come with the dev extra: pip install -e '.[dev]'"
+    )
 
 from mantissa.ask.plan import LLMPlan  # noqa: E402
 from mantissa.errors import LLMError, LLMRateLimited, LLMTimeout  # noqa: E402
