@@ -493,6 +493,7 @@ def status_view(
         "next_run": doc.get("next_run"),
         "last_error": doc.get("last_error"),
         "interval_secs": cfg.interval if cfg else None,
+        **({"counters": doc["counters"]} if doc.get("counters") else {}),
     }
 
 
