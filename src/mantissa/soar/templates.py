@@ -19,6 +19,7 @@ never spliced into JSON or shell text: each string of the parameters is rendered
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -218,6 +219,22 @@ ENV = _make_env()
 
 
 def _check_ast(source: str, where: str) -> None:
+    problem = _ast_problem(source)
+    if problem:
+        raise TemplateRejected(f"{where}: {problem}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _ast_problem(source: str) -> str | None:
+    """Why ``source`` is refused, or None (cached: templates repeat across executions)."""
+    try:
+        _check_ast_uncached(source, "")
+    except TemplateRejected as exc:
+        return exc.message.removeprefix(": ")
+    return None
+
+
+def _check_ast_uncached(source: str, where: str) -> None:
     if len(source) > MAX_SOURCE_CHARS:
         raise TemplateRejected(f"{where}: template longer than {MAX_SOURCE_CHARS} characters")
     try:
@@ -278,7 +295,7 @@ def check_expression(expr: str, where: str) -> None:
 
 def _compile_expr(expr: str, where: str) -> Any:
     try:
-        return ENV.compile_expression(expr, undefined_to_none=False)
+        return _compiled_expr(expr)
     except RecursionError:
         raise TemplateRejected(f"{where}: expression nested too deeply") from None
     except TemplateError as exc:
@@ -289,6 +306,16 @@ def _default(value: Any) -> Any:
     if isinstance(value, Undefined):
         str(value)  # StrictUndefined raises UndefinedError naming the missing name
     return str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_expr(expr: str) -> Any:
+    return ENV.compile_expression(expr, undefined_to_none=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_template(source: str) -> Any:
+    return ENV.from_string(source)
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -328,7 +355,7 @@ def render_value(value: Any, ctx: dict[str, Any], where: str) -> Any:
         if m and "{{" not in m.group(1) and "}}" not in m.group(1):
             fn = _compile_expr(m.group(1), where)
             return _jsonable(_run(lambda: fn(**ctx), where), where)
-        tpl = _run(lambda: ENV.from_string(value), where)
+        tpl = _run(lambda: _compiled_template(value), where)
 
         def render() -> str:
             out: list[str] = []
