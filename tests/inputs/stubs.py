@@ -200,3 +200,92 @@ class OktaStub(Stub):
             self.malformed_next -= 1
             payload = payload[: len(payload) // 2]
         return 200, {**limits, "Content-Type": "application/json", "Link": link}, payload
+
+
+class GithubStub(Stub):
+    """``GET /orgs/{org}/audit-log`` per docs.github.com/en/rest/orgs/orgs."""
+
+    def __init__(self, token: str = "ghp_test", org: str = "acme") -> None:
+        self.token = token
+        self.org = org
+        self.events: list[dict[str, Any]] = []
+        self.quota_exhausted_next = 0  # 403 + x-ratelimit-remaining: 0
+        super().__init__()
+
+    def add_events(self, n: int, start: dt.datetime, step: dt.timedelta) -> list[str]:
+        ids = []
+        for i in range(n):
+            t = start + i * step
+            doc = uuid.uuid4().hex
+            ids.append(doc)
+            self.events.append(
+                {
+                    "@timestamp": int(t.timestamp() * 1000),
+                    "_document_id": doc,
+                    "action": "repo.create" if i % 2 else "org.update_member",
+                    "actor": "octocat",
+                    "actor_ip": "192.0.2.10",
+                    "org": self.org,
+                    "repo": f"{self.org}/r{i}",
+                    "created_at": int(t.timestamp() * 1000),
+                    "operation_type": "create",
+                }
+            )
+        self.events.sort(key=lambda e: e["@timestamp"])
+        return ids
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(h.path)
+        if url.path != f"/orgs/{self.org}/audit-log":
+            return 404, {}, b'{"message":"Not Found"}'
+        reset = str(int(time.time()) + 1)
+        if h.headers.get("Authorization") != f"Bearer {self.token}":
+            return (
+                401,
+                {"Content-Type": "application/json"},
+                b'{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}',
+            )
+        if self.quota_exhausted_next > 0:
+            self.quota_exhausted_next -= 1
+            return (
+                403,
+                {
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-reset": reset,
+                    "x-ratelimit-limit": "5000",
+                },
+                (b'{"message":"API rate limit exceeded for user."}'),
+            )
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return 502, {}, b'{"message":"Server Error"}'
+        if self.throttle_next > 0:
+            self.throttle_next -= 1
+            return (
+                429,
+                {"retry-after": "1"},
+                b'{"message":"You have exceeded a secondary rate limit."}',
+            )
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if q.get("order") != "asc" or int(q.get("per_page", 30)) > 100:
+            return 422, {}, b'{"message":"Validation Failed"}'
+        since_ms = 0
+        for term in q.get("phrase", "").split():
+            if term.startswith("created:>="):
+                t = dt.datetime.fromisoformat(
+                    term.removeprefix("created:>=").replace("Z", "+00:00")
+                )
+                since_ms = int(t.timestamp() * 1000)
+        rows = [e for e in self.events if e["@timestamp"] >= since_ms]
+        pos = int(q["after"].removeprefix("MS4")) if "after" in q else 0
+        per = int(q.get("per_page", 30))
+        page = rows[pos : pos + per]
+        headers = {
+            "Content-Type": "application/json",
+            "x-ratelimit-remaining": "4999",
+            "x-ratelimit-reset": reset,
+        }
+        if pos + per < len(rows):
+            nxt = {**q, "after": f"MS4{pos + per}"}
+            headers["Link"] = f'<{self.url}{url.path}?{urlencode(nxt)}>; rel="next"'
+        return 200, headers, json.dumps(page).encode()

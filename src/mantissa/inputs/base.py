@@ -167,6 +167,10 @@ class Input(ABC):
         """Drop a cached token after a 401; True when a retry with a new one may work."""
         return False
 
+    def is_rate_limited(self, resp: httpx.Response) -> bool:
+        """True when a non-429 answer means "slow down" (GitHub: 403 with quota 0)."""
+        return False
+
     def rate_limit_wait(self, resp: httpx.Response) -> float | None:
         """Seconds to wait before the next request, from the vendor's rate-limit headers.
 
@@ -258,7 +262,7 @@ class Http:
                 self._backoff(failures)
                 continue
             status = resp.status_code
-            if status == 429:
+            if status == 429 or owner.is_rate_limited(resp):
                 self.rate_limited += 1
                 throttles += 1
                 if throttles > max(20, cfg.max_retries * 4):
