@@ -181,7 +181,14 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
                 "SELECT DISTINCT target FROM ev WHERE target IS NOT NULL"
             ).fetchall()
         ]
-        stored = baselines.load(self.runtime.state, sorted(set(users) | set(targets)))
+        # bare accounts (IAM users, Duo usernames) also bring the e-mail identity they
+        # resolve to, so identity-level facts (dormancy) see the person's other accounts
+        from mantissa.identity.correlation import Resolver
+
+        resolver = Resolver(self.runtime, self.config)
+        linked = {resolver.resolve(u)[0] for u in users if u and "@" not in u}
+        wanted = set(users) | set(targets) | {x for x in linked if x}
+        stored = baselines.load(self.runtime.state, sorted(wanted))
         con.register("bl_arrow", baselines.as_arrow(stored, end, self.config.learning_days))
         con.execute("CREATE TEMP TABLE bl AS SELECT * FROM bl_arrow")
         con.unregister("bl_arrow")

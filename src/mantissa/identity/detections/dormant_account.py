@@ -1,5 +1,6 @@
 """Dormant account activation: no successful activity for ``dormant_account.days`` (30),
-then a sign-in or a privilege change (MITRE T1078)."""
+then a sign-in or a privilege change (MITRE T1078). A bare account (an IAM user, a Duo
+username) is not dormant while the e-mail identity it resolves to was active."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ SELECT a.who AS "user", arg_min(a.provider, a.event_time) AS provider,
   any_value(b.last_seen) AS dormant_since, list(a.event_id ORDER BY a.event_time)[1:20] AS ids
 FROM act a JOIN bl b ON b."user" = a.who
 WHERE b.last_seen < a.event_time - INTERVAL {s.days} DAY
+  -- the person behind a bare account (IAM user alice = alice@corp) was active: not dormant
+  AND NOT EXISTS (SELECT 1 FROM bl o WHERE strpos(a.who, '@') = 0
+                  AND o."user" LIKE a.who || '@%'
+                  AND o.last_seen >= a.event_time - INTERVAL {s.days} DAY)
 GROUP BY a.who
 """
         )
