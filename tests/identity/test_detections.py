@@ -107,3 +107,16 @@ def test_cli_json(demo_runtime: Any, run: Any, capsys: pytest.CaptureFixture[str
     code = cli_run([*base, "identity", "show", "nobody@nowhere", "--format", "json"])
     capsys.readouterr()
     assert code not in (0, None)
+
+
+def test_scheduler_tick_respects_lease(demo_runtime: Any, run: Any) -> None:
+    from mantissa.identity.serve import LEASE, tick
+
+    st = demo_runtime.state
+    assert st.acquire_lease(LEASE, "other-process", 60)
+    before = st.get("identity", "watermark")
+    assert tick(demo_runtime, owner="me") == 0
+    assert st.get("identity", "watermark") == before
+    st.release_lease(LEASE, "other-process")
+    tick(demo_runtime, owner="me")
+    assert st.get("identity", "watermark") not in (None, before)

@@ -26,6 +26,7 @@ ServiceFn = Callable[[Any, threading.Event], None]
 # Modules that register background services; one line each.
 SERVICE_MODULES: list[str] = [
     "mantissa.alerts.serve",
+    "mantissa.identity.serve",
 ]
 
 

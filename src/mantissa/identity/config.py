@@ -126,6 +126,10 @@ class IdentityConfig(BaseModel):
     #: also reads this far back so windows that straddle two runs still count
     lookback_mins: int = 1440
     providers: list[str] | None = None
+    #: ``mantissa serve`` runs the identity detections this often, over windows ending
+    #: ``ingest_delay_mins`` before now (late events)
+    interval_mins: int = 5
+    ingest_delay_mins: int = 2
     #: explicit identity links: canonical identity -> accounts ("alice", "arn:aws:...")
     links: dict[str, list[str]] = Field(default_factory=dict)
     brute_force: BruteForce = Field(default_factory=BruteForce)
