@@ -7,6 +7,8 @@ injected 429s / 5xx / malformed bodies) and read its counters.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
+import hmac
 import json
 import threading
 import time
@@ -289,3 +291,142 @@ class GithubStub(Stub):
             nxt = {**q, "after": f"MS4{pos + per}"}
             headers["Link"] = f'<{self.url}{url.path}?{urlencode(nxt)}>; rel="next"'
         return 200, headers, json.dumps(page).encode()
+
+
+class DuoStub(Stub):
+    """Duo Admin API with HMAC-SHA1 request signing (duo.com/docs/adminapi#authentication)."""
+
+    def __init__(self, ikey: str = "DIXXXXXXXXXXXXXXXXXX", skey: str = "duo-secret-key") -> None:
+        self.ikey, self.skey = ikey, skey
+        self.auth: list[dict[str, Any]] = []
+        self.admin: list[dict[str, Any]] = []
+        super().__init__()
+
+    def add_auth(self, n: int, start: dt.datetime, step: dt.timedelta) -> list[str]:
+        ids = []
+        for i in range(n):
+            t = start + i * step
+            txid = str(uuid.uuid4())
+            ids.append(txid)
+            self.auth.append(
+                {
+                    "txid": txid,
+                    "timestamp": int(t.timestamp()),
+                    "isotimestamp": t.isoformat(),
+                    "event_type": "authentication",
+                    "result": "success" if i % 5 else "denied",
+                    "reason": "user_approved",
+                    "factor": "duo_push",
+                    "user": {"name": f"user{i % 9}", "key": "DU1"},
+                    "access_device": {"ip": "198.51.100.9"},
+                    "application": {"name": "VPN", "key": "DI1"},
+                    "_ms": int(t.timestamp() * 1000),
+                }
+            )
+        self.auth.sort(key=lambda e: (e["_ms"], e["txid"]))
+        return ids
+
+    def add_admin(self, n: int, start: dt.datetime) -> None:
+        for i in range(n):
+            self.admin.append(
+                {
+                    "timestamp": int(start.timestamp()) + i,
+                    "username": "admin",
+                    "action": "user_update",
+                    "object": f"u{i}",
+                    "description": "{}",
+                }
+            )
+
+    def _verify(self, h: BaseHTTPRequestHandler, path: str, params: dict[str, str]) -> bool:
+        from mantissa.inputs.duo import sign  # the documented algorithm, shared by both sides
+
+        date = h.headers.get("Date", "")
+        try:
+            sent = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return False
+        if abs(sent.timestamp() - time.time()) > 300:
+            return False
+        want = sign("GET", h.headers.get("Host", ""), path, params, self.ikey, self.skey, date)
+        return hmac.compare_digest(want, h.headers.get("Authorization", ""))
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(h.path)
+        params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if not self._verify(h, url.path, params):
+            return (
+                401,
+                {},
+                json.dumps(
+                    {
+                        "code": 40103,
+                        "message": "Invalid signature in request credentials",
+                        "stat": "FAIL",
+                    }
+                ).encode(),
+            )
+        if self.throttle_next > 0:
+            self.throttle_next -= 1
+            return (
+                429,
+                {},
+                json.dumps(
+                    {"code": 42901, "message": "Too Many Requests", "stat": "FAIL"}
+                ).encode(),
+            )
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return 503, {}, b'{"stat":"FAIL","code":50301,"message":"Service unavailable"}'
+        if url.path == "/admin/v2/logs/authentication":
+            if "mintime" not in params or "maxtime" not in params:
+                return (
+                    400,
+                    {},
+                    b'{"stat":"FAIL","code":40002,"message":"Missing required request parameters"}',
+                )
+            lo, hi, limit = (
+                int(params["mintime"]),
+                int(params["maxtime"]),
+                min(int(params.get("limit", 100)), 1000),
+            )
+            if hi > time.time() * 1000 - 120_000 + 5000:
+                # Duo: results newer than two minutes are not yet consistent; refuse them here
+                return (
+                    400,
+                    {},
+                    b'{"stat":"FAIL","code":40002,"message":"maxtime is within the last two minutes"}',
+                )
+            rows = [e for e in self.auth if lo <= e["_ms"] <= hi]
+            pos = 0
+            if params.get("next_offset"):
+                ts, txid = params["next_offset"].split(",")
+                pos = (
+                    next(i for i, e in enumerate(rows) if (e["_ms"], e["txid"]) == (int(ts), txid))
+                    + 1
+                )
+            page = rows[pos : pos + limit]
+            more = pos + limit < len(rows)
+            meta = {
+                "total_objects": len(rows),
+                "next_offset": [str(page[-1]["_ms"]), page[-1]["txid"]] if more else None,
+            }
+            out = [{k: v for k, v in e.items() if k != "_ms"} for e in page]
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {"stat": "OK", "response": {"authlogs": out, "metadata": meta}}
+                ).encode(),
+            )
+        if url.path == "/admin/v1/logs/administrator":
+            lo = int(params.get("mintime", 0))
+            rows = sorted(
+                (e for e in self.admin if e["timestamp"] >= lo), key=lambda e: e["timestamp"]
+            )[:1000]
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json.dumps({"stat": "OK", "response": rows}).encode(),
+            )
+        return 404, {}, b'{"stat":"FAIL","code":40401,"message":"Resource not found"}'
