@@ -358,6 +358,10 @@ class TokenCache:
 # -- config -------------------------------------------------------------------------
 
 
+# the extra that carries an input's SDK, when it is not named after the input
+_EXTRAS = {"s3": "aws"}
+
+
 def load_input_module(type_name: str) -> type[Input]:
     if type_name not in _REGISTRY:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", type_name):
@@ -371,7 +375,7 @@ def load_input_module(type_name: str) -> type[Input]:
                 ) from None
             raise ConfigError(
                 f"input type {type_name!r} needs the package {exc.name}",
-                hint=f"pip install 'mantissa-log[{type_name}]'",
+                hint=f"pip install 'mantissa-log[{_EXTRAS.get(type_name, type_name)}]'",
             ) from None
     if type_name not in _REGISTRY:
         raise ConfigError(f"unknown input type {type_name!r}")
