@@ -72,7 +72,7 @@ SELECT * FROM changes UNION ALL BY NAME SELECT * FROM downgrade
             else " by the user"
         )
         text = (
-            f"{what} for {row['user']}{by} on {row['provider']} from {row['src_ip']}; the actor "
+            f"{what} for {row['user']}{by} on {row['provider']} from {row['src_ip'] or 'an unknown IP'}; the actor "
             f"made {row['actor_resets'] or 0} such changes in their baseline "
             f"(routine helpdesk threshold {ctx.config.mfa_bypass.routine_resets})"
         )
