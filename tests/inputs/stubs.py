@@ -430,3 +430,111 @@ class DuoStub(Stub):
                 json.dumps({"stat": "OK", "response": rows}).encode(),
             )
         return 404, {}, b'{"stat":"FAIL","code":40401,"message":"Resource not found"}'
+
+
+class SlackAuditStub(Stub):
+    """``GET /audit/v1/logs``: newest first, cursor paging, ok:false errors, 429 Retry-After."""
+
+    def __init__(self, token: str = "xoxp-test") -> None:
+        self.token = token
+        self.entries: list[dict[str, Any]] = []
+        super().__init__()
+
+    def add(self, n: int, start: dt.datetime, step: dt.timedelta) -> list[str]:
+        ids = []
+        for i in range(n):
+            eid = str(uuid.uuid4())
+            ids.append(eid)
+            self.entries.append(
+                {
+                    "id": eid,
+                    "date_create": int((start + i * step).timestamp()),
+                    "action": "user_login",
+                    "actor": {
+                        "type": "user",
+                        "user": {"id": "W1", "name": "ann", "email": "ann@example.com"},
+                    },
+                    "entity": {"type": "workspace", "workspace": {"id": "T1", "name": "acme"}},
+                    "context": {"ip_address": "192.0.2.1", "ua": "Mozilla"},
+                }
+            )
+        self.entries.sort(key=lambda e: -e["date_create"])
+        return ids
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(h.path)
+        if url.path != "/audit/v1/logs":
+            return 404, {}, b'{"ok":false,"error":"unknown_method"}'
+        if h.headers.get("Authorization") != f"Bearer {self.token}":
+            return 200, {"Content-Type": "application/json"}, b'{"ok":false,"error":"invalid_auth"}'
+        if self.throttle_next > 0:
+            self.throttle_next -= 1
+            return 429, {"Retry-After": "1"}, b'{"ok":false,"error":"ratelimited"}'
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        lo, hi = int(q.get("oldest", 0)), int(q.get("latest", 2**40))
+        rows = [e for e in self.entries if lo <= e["date_create"] <= hi]
+        pos = int(q["cursor"].removeprefix("dXNl")) if q.get("cursor") else 0
+        limit = int(q.get("limit", 100))
+        page = rows[pos : pos + limit]
+        nxt = f"dXNl{pos + limit}" if pos + limit < len(rows) else ""
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps({"entries": page, "response_metadata": {"next_cursor": nxt}}).encode(),
+        )
+
+
+class OnePasswordStub(Stub):
+    """Events API: POST ResetCursor then cursor, has_more; Bearer token."""
+
+    PATHS = {
+        "/api/v1/signinattempts": "signin",
+        "/api/v1/itemusages": "item",
+        "/api/v2/auditevents": "audit",
+    }
+
+    def __init__(self, token: str = "eyJ-test") -> None:
+        self.token = token
+        self.items: dict[str, list[dict[str, Any]]] = {v: [] for v in self.PATHS.values()}
+        super().__init__()
+
+    def add(self, feed: str, n: int, start: dt.datetime) -> list[str]:
+        ids = []
+        for i in range(n):
+            u = str(uuid.uuid4())
+            ids.append(u)
+            self.items[feed].append(
+                {
+                    "uuid": u,
+                    "timestamp": ts(start + dt.timedelta(seconds=i)),
+                    "category": "success",
+                    "type": "credentials_ok",
+                    "target_user": {"uuid": "U1", "name": "Ann", "email": "ann@example.com"},
+                    "client": {"ip_address": "192.0.2.3"},
+                }
+            )
+        return ids
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        feed = self.PATHS.get(urlparse(h.path).path)
+        if feed is None or h.command != "POST":
+            return 404, {}, b'{"Error":{"Message":"Not Found"}}'
+        if h.headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, b'{"Error":{"Message":"Unauthorized"}}'
+        req = json.loads(body or b"{}")
+        if "cursor" in req:
+            pos, limit = (int(x) for x in req["cursor"].split(":"))
+        elif "start_time" in req:
+            limit = int(req.get("limit", 100))
+            pos = sum(1 for e in self.items[feed] if e["timestamp"] < req["start_time"])
+        else:
+            return 400, {}, b'{"Error":{"Message":"cursor or ResetCursor required"}}'
+        page = self.items[feed][pos : pos + limit]
+        end = pos + len(page)
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(
+                {"cursor": f"{end}:{limit}", "has_more": end < len(self.items[feed]), "items": page}
+            ).encode(),
+        )
