@@ -21,7 +21,7 @@ def make_runtime(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
     made: list[Any] = []
 
-    def make(config: dict[str, Any] | None = None, state_url: str | None = None) -> Runtime:
+    def make(config: dict[str, Any] | None = None, state_url: str | None = None) -> Runtime:  # noqa: F811
         d = tmp_path / f"data{len(made)}"
         d.mkdir(parents=True, exist_ok=True)
         cfg = dict(config or {})
@@ -52,7 +52,9 @@ def okta(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OktaStub, StubServer
 
 @pytest.fixture
 def okta_runtime(
-    make_runtime: Callable[..., Any], okta: tuple[OktaStub, StubServer], state_url: str
+    make_runtime: Callable[..., Any],
+    okta: tuple[OktaStub, StubServer],
+    state_url: str,  # noqa: F811
 ) -> Any:
     _, server = okta
     return make_runtime(

@@ -51,7 +51,7 @@ def api(okta_runtime: Any) -> Iterator[tuple[TestClient, dict[str, str], Any]]:
 
 
 def test_api_run_approve_roles(api: Any, okta: Any) -> None:
-    c, h, rt = api
+    c, h, _rt = api
     text = playbook(GATED, id="gated")
     r = c.post(
         "/playbooks", content=text, headers={**h["viewer"], "Content-Type": "application/yaml"}

@@ -421,18 +421,21 @@ class Executor:
                 time.sleep(max(0.0, (due - utcnow()).total_seconds()))
         # condition
         try:
-            if row.status == "pending" and step.condition:
-                if not templates.evaluate(step.condition, ctx, f"{where}.condition"):
-                    with self.state.begin() as conn:
-                        self._transition(
-                            conn,
-                            eid,
-                            step.id,
-                            "skipped",
-                            {"reason": "condition false"},
-                            ended_at=utcnow(),
-                        )
-                    return None
+            if (
+                row.status == "pending"
+                and step.condition
+                and not templates.evaluate(step.condition, ctx, f"{where}.condition")
+            ):
+                with self.state.begin() as conn:
+                    self._transition(
+                        conn,
+                        eid,
+                        step.id,
+                        "skipped",
+                        {"reason": "condition false"},
+                        ended_at=utcnow(),
+                    )
+                return None
             items: list[Any] | None = None
             if step.for_each:
                 items = templates.evaluate(step.for_each, ctx, f"{where}.for_each")

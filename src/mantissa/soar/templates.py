@@ -185,9 +185,12 @@ class _Env(ImmutableSandboxedEnvironment):
             return _capped(left**right)
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int):
-                    if n * max(len(seq), 1) > MAX_REPEAT * 16:
-                        raise SecurityError("repetition too large")
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(n, int)
+                    and n * max(len(seq), 1) > MAX_REPEAT * 16
+                ):
+                    raise SecurityError("repetition too large")
             return _capped(left * right)
         if operator == "%":
             if isinstance(left, str):
