@@ -297,7 +297,7 @@ class World:
         return (c[0], c[1], c[2], c[3], c[4])
 
     def signin(self, u: User, t: dt.datetime, ip: str, ua: str, place: tuple[Any, ...], asn: int,
-               apps: int, typo: bool = False) -> list[str]:  # fmt: skip
+               apps: int, typo: bool = False, spread_mins: float = 540) -> list[str]:  # fmt: skip
         ids = []
         if u.idp == "okta":
             if typo:
@@ -308,14 +308,14 @@ class World:
                 self.duo_auth(t + dt.timedelta(seconds=15), u, "success", "user_approved", ip)
             )
             for k in range(apps):
-                tt = t + dt.timedelta(minutes=self.rng.uniform(1, 540))
+                tt = t + dt.timedelta(minutes=self.rng.uniform(1, spread_mins))
                 ids.append(self.okta_event(tt, u, "user.authentication.sso", "SUCCESS", ip, ua, place, asn,
                                            target=[{"type": "AppInstance", "displayName": APPS[k % len(APPS)]}]))  # fmt: skip
         else:
             if typo:
                 ids.append(self.azure_signin(t - dt.timedelta(seconds=40), u, ip, ua, place, 50126))
             for k in range(1 + apps // 2):
-                tt = t + dt.timedelta(minutes=0 if k == 0 else self.rng.uniform(1, 540))
+                tt = t + dt.timedelta(minutes=0 if k == 0 else self.rng.uniform(1, spread_mins))
                 ids.append(self.azure_signin(tt, u, ip, ua, place))
         return ids
 
@@ -337,7 +337,6 @@ class World:
                 ip = u.office_ip
                 if r.random() < 0.3 and u.new_laptop_day != d:
                     ip, asn = u.home_ip, u.asn_home
-                    u.home_used = True
                 if u.vpn:
                     ip, asn = f"100.127.{r.randrange(4)}.{r.randrange(1, 250)}", 9009
                     place = r.choice(CITIES)[:5]  # the VPN egress sits anywhere
@@ -360,12 +359,14 @@ class World:
                         start = self.local(u, d, 7) + dt.timedelta(hours=km / 750 + 4)
                         self.signin(u, start, ip, ua, place, asn, r.randint(1, 4))
                         continue
+                if ip == u.home_ip:
+                    u.home_used = True
                 start_h = r.uniform(7.5, 10.0)
                 self.signin(u, self.local(u, d, start_h), ip, ua, place, asn, r.randint(2, 7),
                             typo=r.random() < 0.08)  # fmt: skip
                 if r.random() < 0.04 and not on_trip and u.home_used:  # evening e-mail from home
                     self.signin(u, self.local(u, d, r.uniform(19, 22.5)), u.home_ip, ua,
-                                self.home_place(u), u.asn_home, 1)  # fmt: skip
+                                self.home_place(u), u.asn_home, 1, spread_mins=30)  # fmt: skip
                 if u.engineer and weekday < 5 and r.random() < 0.6:
                     self.trail(self.local(u, d, start_h + 1), u.name, "ConsoleLogin", ip, ua)
                 if u.role == "helpdesk" and weekday < 5:
