@@ -275,10 +275,11 @@ def deny(
 
 # -- signed links (Slack/Teams) ----------------------------------------------------------
 link_router = APIRouter(tags=["soar"])
-link_router.public = True  # type: ignore[attr-defined] - the signature is the credential
+# the signature is the credential: no token, and kept out of the OpenAPI schema
+link_router.public = True  # type: ignore[attr-defined]
 
 
-@link_router.get("/approvals/{aid}/link", response_class=HTMLResponse)
+@link_router.get("/approvals/{aid}/link", response_class=HTMLResponse, include_in_schema=False)
 def link_page(
     request: Request,
     aid: str = Path(..., pattern=_ID),
@@ -303,7 +304,7 @@ def link_page(
     )
 
 
-@link_router.post("/approvals/{aid}/link", responses=error_responses(403, 409))
+@link_router.post("/approvals/{aid}/link", include_in_schema=False)
 async def link_decide(
     request: Request,
     aid: str = Path(..., pattern=_ID),
