@@ -193,3 +193,57 @@ def test_worker_expires_within_one_second(okta_runtime: Any) -> None:
         stop.set()
         t.join(5)
     assert ex.get(eid)["steps"][1]["status"] == "expired"
+
+
+def test_approval_request_reaches_channel_with_signed_link(
+    make_runtime: Any, okta: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mantissa.soar.approvals import verify_link
+
+    hook_bodies: list[Any] = []
+
+    def receive(req: Any) -> Any:
+        hook_bodies.append(json.loads(req.body))
+        return 204, {}, b""
+
+    chan = StubServer(receive)
+    try:
+        rt = make_runtime(
+            {
+                "connections": {
+                    "okta_main": {
+                        "type": "okta",
+                        "base_url": okta[1].url,
+                        "token": "${env:OKTA_TOKEN}",
+                    }
+                },
+                "destinations": {"secops": {"type": "webhook", "url": chan.url + "/hook"}},
+                "soar": {
+                    "approval": {"notification_channel": "secops", "link_ttl_secs": 60},
+                    "console_url": "https://mantissa.example.com",
+                },
+            }
+        )
+        PlaybookStore(rt).import_text(playbook(GATED, id="gated"))
+        ex = Executor(rt)
+        eid = ex.start("gated", input={"user": "bob@example.com"})
+        assert ex.run(eid) == "waiting_approval"
+        aid = ex.get(eid)["approvals"][0]["id"]
+        assert len(hook_bodies) == 1
+        text = json.dumps(hook_bodies[0])
+        assert OKTA_TOKEN not in text
+        import re
+
+        m = re.search(
+            r"https://mantissa\.example\.com/approvals/(ap_\w+)/link\?decision=approve"
+            r"&token=([\w.-]+)",
+            text,
+        )
+        assert m and m.group(1) == aid
+        assert verify_link(rt, aid, "approve", m.group(2))
+        assert not verify_link(rt, aid, "deny", m.group(2))  # bound to the decision
+        assert not verify_link(rt, "ap_other", "approve", m.group(2))
+        audit = [a for a in ex.audit_log(eid) if a.get("event") == "approval_notification"]
+        assert audit and audit[0]["status"] == "sent"
+    finally:
+        chan.close()
