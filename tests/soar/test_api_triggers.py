@@ -247,3 +247,39 @@ def test_approval_request_reaches_channel_with_signed_link(
         assert audit and audit[0]["status"] == "sent"
     finally:
         chan.close()
+
+
+def test_schedule_fires_once_per_slot(make_runtime: Any) -> None:
+    from mantissa.soar.triggers import due_schedules, invalidate, wait_pending
+
+    rt = make_runtime()
+    PlaybookStore(rt).import_text(
+        playbook(
+            [
+                {
+                    "id": "a",
+                    "name": "a",
+                    "action_type": "update_asset",
+                    "parameters": {"asset_id": "nightly", "tags": ["{{ input.scheduled_at[:4] }}"]},
+                }
+            ],
+            id="nightly",
+            trigger={"type": "schedule", "schedule": "* * * * *"},
+        )
+    )
+    invalidate()
+    assert due_schedules(rt) == []  # first sight: remembers the slot, no backfill
+    rt.state.put("soar_schedule", "nightly", "2000-01-01T00:00:00+00:00")
+    started = due_schedules(rt)
+    assert len(started) == 1
+    assert due_schedules(rt) == []  # same slot: not again
+    wait_pending(20)
+    from mantissa.soar.triggers import _POOL
+
+    _POOL.submit(lambda: None).result(10)
+    for _ in range(100):
+        if Executor(rt).get(started[0])["status"] == "succeeded":
+            break
+        time.sleep(0.05)
+    doc = Executor(rt).get(started[0])
+    assert doc["status"] == "succeeded" and doc["trigger"] == "schedule"
