@@ -538,3 +538,71 @@ class OnePasswordStub(Stub):
                 {"cursor": f"{end}:{limit}", "has_more": end < len(self.items[feed]), "items": page}
             ).encode(),
         )
+
+
+class JamfStub(Stub):
+    """Jamf Pro: /api/oauth/token (client credentials, short-lived) and a history list."""
+
+    def __init__(self, client_id: str = "cid", secret: str = "csecret", ttl: int = 3) -> None:
+        self.client_id, self.secret, self.ttl = client_id, secret, ttl
+        self.tokens: dict[str, float] = {}
+        self.expired_used = 0
+        self.issued = 0
+        self.history: list[dict[str, Any]] = []
+        self.delay = 0.0
+        super().__init__()
+
+    def add(self, n: int, start: dt.datetime) -> None:
+        for i in range(n):
+            self.history.append(
+                {
+                    "id": str(len(self.history) + 1),
+                    "username": "admin",
+                    "date": ts(start + dt.timedelta(seconds=i)),
+                    "note": f"changed setting {i}",
+                    "details": None,
+                }
+            )
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(h.path)
+        if url.path == "/api/oauth/token":
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            if (
+                form.get("grant_type") != "client_credentials"
+                or form.get("client_id") != self.client_id
+                or form.get("client_secret") != self.secret
+            ):
+                return 401, {}, b'{"error":"invalid_client"}'
+            tok = uuid.uuid4().hex
+            self.tokens[tok] = time.time() + self.ttl
+            self.issued += 1
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {"access_token": tok, "token_type": "Bearer", "expires_in": self.ttl}
+                ).encode(),
+            )
+        if url.path != "/api/v1/history-test":
+            return 404, {}, b"{}"
+        tok = h.headers.get("Authorization", "").removeprefix("Bearer ")
+        if tok not in self.tokens or self.tokens[tok] < time.time():
+            self.expired_used += 1
+            return (
+                401,
+                {},
+                b'{"httpStatus":401,"errors":[{"code":"INVALID_TOKEN","description":"Unauthorized"}]}',
+            )
+        time.sleep(self.delay)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        since = q["filter"].split('"')[1]
+        rows = sorted((r for r in self.history if r["date"] >= since), key=lambda r: r["date"])
+        page, size = int(q["page"]), int(q["page-size"])
+        return (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(
+                {"totalCount": len(rows), "results": rows[page * size : (page + 1) * size]}
+            ).encode(),
+        )
