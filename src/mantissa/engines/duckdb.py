@@ -1,9 +1,9 @@
 """DuckDB over the local (or mounted) Parquet lake: the embedded default engine.
 
-Each query gets a fresh in-memory session: one view per table over its hive-partitioned
-files, then the session is locked (``enable_external_access=false``,
-``allowed_directories`` = the lake, ``lock_configuration=true``) before the guarded
-SQL runs, with a statement timeout (``interrupt``) and a row cap.
+Each engine owns one in-memory database: one view per table over its hive-partitioned
+files, locked once (``enable_external_access=false``, ``allowed_directories`` = the lake,
+``lock_configuration=true``); each query runs on its own cursor with a statement timeout
+(``interrupt``) and a row cap.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ class DuckDBEngine(QueryEngine):
         self.max_rows = max_rows
         self.memory_limit = memory_limit
         self.threads = threads
+        self._lock = threading.Lock()
+        self._db: _duckdb.DuckDBPyConnection | None = None
+        self._views: dict[str, object] = {}
 
     # -- catalog --------------------------------------------------------------
     def tables(self) -> list[str]:
@@ -93,47 +96,79 @@ class DuckDBEngine(QueryEngine):
         return f"SELECT {cols} WHERE false"
 
     def connect(self) -> _duckdb.DuckDBPyConnection:
-        """A locked-down session with every table defined as a view."""
-        con = _duckdb.connect(config={"threads": self.threads} if self.threads else {})
-        con.execute("SET TimeZone='UTC'")
-        con.execute(f"SET memory_limit={_q(self.memory_limit)}")
-        # Views read with union_by_name re-read every file footer at each bind; caching the
-        # footers halves that for sessions that run several queries (detection runs).
-        con.execute("SET parquet_metadata_cache=true")
+        """A locked-down session (a cursor on this engine's database) with every table as a view.
+
+        The database is created and locked once per engine; its views are refreshed only
+        when a table's file set changes (its first file, or a new committed list on object
+        stores), so Parquet footers stay cached (``parquet_metadata_cache``) across queries.
+        """
+        with self._lock:
+            if self._db is None:
+                self._db = self._open_database()
+            self._refresh_views(self._db)
+            return self._db.cursor()
+
+    def _open_database(self) -> _duckdb.DuckDBPyConnection:
+        db = _duckdb.connect(config={"threads": self.threads} if self.threads else {})
+        db.execute("SET TimeZone='UTC'")
+        db.execute(f"SET memory_limit={_q(self.memory_limit)}")
+        # Views read with union_by_name re-read every file footer at each bind; the cache
+        # keeps footers between queries of this long-lived database.
+        db.execute("SET parquet_metadata_cache=true")
+        if not self.storage.is_local():
+            self.storage.attach(db)
+        db.execute(f"SET allowed_directories=[{_q(self.storage.uri() + '/')}]")
+        db.execute("SET enable_external_access=false")
+        db.execute("SET autoinstall_known_extensions=false")
+        db.execute("SET autoload_known_extensions=false")
+        db.execute("SET lock_configuration=true")
+        return db
+
+    def _refresh_views(self, db: _duckdb.DuckDBPyConnection) -> None:
         specs = tables()
-        log_tables = []
         # Object stores: hand DuckDB the committed file list (a glob would also see
         # uncommitted or compacted-away objects; see lake/objectstore.py).
         remote = None if self.storage.is_local() else committed_files(self.storage, specs)
-        if remote is not None:
-            self.storage.attach(con)
+        log_tables = []
+        changed = False
         for name, spec in specs.items():
             if remote is not None:
-                view = _file_list_view_sql(spec, remote.get(name, []), self._view_sql)
+                files = tuple(remote.get(name, []))
+                signature: object = files
+                view = _file_list_view_sql(spec, list(files), self._view_sql)
             else:
-                has_files = any(True for _ in self.storage.list(spec.prefix, ".parquet"))
-                view = self._view_sql(spec, has_files)
+                has_files = self._views.get(name) is True or any(
+                    True for _ in self.storage.list(spec.prefix, ".parquet")
+                )
+                signature = has_files
+                view = self._view_sql(spec, has_files) if self._views.get(name) != has_files else ""
+            if spec.kind == "logs":
+                log_tables.append(name)
+            if self._views.get(name) == signature:
+                continue
             try:
-                con.execute(f'CREATE VIEW "{name}" AS {view}')
+                db.execute(f'CREATE OR REPLACE VIEW "{name}" AS {view}')
             except _duckdb.Error as exc:
-                con.close()
                 raise QueryError(
                     f"table {name}: {str(exc).splitlines()[0]}",
                     hint="a file in the lake is not valid Parquet: `mantissa engines check --deep` lists it",
                 ) from None
-            if spec.kind == "logs":
-                log_tables.append(name)
-        common = ", ".join(f'"{c}"' for c in COMMON_COLUMNS)
-        union = " UNION ALL ".join(
-            f'SELECT {common}, year, month, day, hour FROM "{t}"' for t in log_tables
-        )
-        con.execute(f"CREATE VIEW {EVENTS_VIEW} AS {union}")
-        con.execute(f"SET allowed_directories=[{_q(self.storage.uri() + '/')}]")
-        con.execute("SET enable_external_access=false")
-        con.execute("SET autoinstall_known_extensions=false")
-        con.execute("SET autoload_known_extensions=false")
-        con.execute("SET lock_configuration=true")
-        return con
+            self._views[name] = signature
+            changed = True
+        if changed or EVENTS_VIEW not in self._views:
+            common = ", ".join(f'"{c}"' for c in COMMON_COLUMNS)
+            union = " UNION ALL ".join(
+                f'SELECT {common}, year, month, day, hour FROM "{t}"' for t in log_tables
+            )
+            db.execute(f"CREATE OR REPLACE VIEW {EVENTS_VIEW} AS {union}")
+            self._views[EVENTS_VIEW] = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+                self._views = {}
 
     # -- queries --------------------------------------------------------------
     def prepare(self, sql: str) -> str:
