@@ -557,9 +557,10 @@ class Runner:
             state="running",
             last_run=iso(utcnow()),
         )
-        inp = cls(input_id, cfg, stop)
+        inp: Input | None = None
         cursor = state.get(CURSOR_NS, input_id)
         try:
+            inp = cls(input_id, cfg, stop)
             pipeline = self._pipeline(source_name)
             for batch in inp.batches(cursor):
                 summary = IngestSummary(source_name)
@@ -600,7 +601,8 @@ class Runner:
             result.ok = False
             result.error, result.error_code = f"{type(exc).__name__}: {exc}", "input_error"
         finally:
-            inp.http.close()
+            if inp is not None:
+                inp.http.close()
         result.cursor = cursor
         result.seconds = time.perf_counter() - started
         now = iso(utcnow())
