@@ -113,10 +113,28 @@ def test_scheduler_tick_respects_lease(demo_runtime: Any, run: Any) -> None:
     from mantissa.identity.serve import LEASE, tick
 
     st = demo_runtime.state
+    before = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).isoformat()
+    st.put("identity", "watermark", before)
     assert st.acquire_lease(LEASE, "other-process", 60)
-    before = st.get("identity", "watermark")
     assert tick(demo_runtime, owner="me") == 0
     assert st.get("identity", "watermark") == before
     st.release_lease(LEASE, "other-process")
     tick(demo_runtime, owner="me")
-    assert st.get("identity", "watermark") not in (None, before)
+    assert st.get("identity", "watermark") > before
+
+
+def test_demo_step_explains(demo_runtime: Any, run: Any) -> None:
+    import io
+
+    from rich.console import Console
+
+    from mantissa.demo import DemoContext, steps
+    from mantissa.demo.scenario import Scenario
+
+    step = next(s for s in steps() if s.name == "Identity threats")
+    buf = io.StringIO()
+    ctx = DemoContext(demo_runtime, Scenario(seed=7, days=2), Console(file=buf, width=200), {})
+    step.fn(ctx)
+    out = buf.getvalue()
+    assert "MFA fatigue" in out and "ACCEPTED" in out and "riskiest identities" in out
+    assert "identity.mfa_fatigue" in ctx.results["identity"]["rules"]

@@ -46,11 +46,15 @@ def run_cmd(
         end = end or dt.datetime.now(dt.UTC)
         results = [
             runner.run(
-                start or end - dt.timedelta(hours=24), end, raise_alerts=not dry_run, only=names
+                start or end - dt.timedelta(hours=24),
+                end,
+                raise_alerts=not dry_run,
+                update_baselines=False if dry_run else None,
+                only=names,
             )
         ]
     else:
-        results = runner.catch_up(start, end, raise_alerts=not dry_run)
+        results = runner.catch_up(start, end, dry_run=dry_run)
     docs = [r.to_dict() for r in results]
     alerts = [a for d in docs for a in d["alerts"]]
     summary = {

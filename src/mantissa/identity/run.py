@@ -276,9 +276,11 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
         end: dt.datetime | None = None,
         *,
         raise_alerts: bool = True,
+        dry_run: bool = False,
     ) -> list[RunResult]:
         """Run from ``start`` (default: the watermark, else 24 h ago) to ``end`` (now) in
-        chunks of one day, so baselines learn from each day before the next is judged."""
+        chunks of one day, so baselines learn from each day before the next is judged.
+        ``dry_run``: find and explain only (no alert, no baseline update, no watermark)."""
         now = dt.datetime.now(dt.UTC)
         end = end or now
         mark = self._get(WATERMARK)
@@ -291,9 +293,17 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
                 nxt = min(t + CHUNK, end)
                 if con is None:
                     con = self.runtime.engine.connect() if self._duckdb() else None
-                out.append(self.run(t, nxt, raise_alerts=raise_alerts, con=con))
+                out.append(
+                    self.run(
+                        t,
+                        nxt,
+                        raise_alerts=raise_alerts and not dry_run,
+                        update_baselines=False if dry_run else None,
+                        con=con,
+                    )
+                )
                 t = nxt
-                if mark is None or t > mark:
+                if not dry_run and (mark is None or t > mark):
                     self.runtime.state.put(*WATERMARK, t.isoformat())
         finally:
             if con is not None:
