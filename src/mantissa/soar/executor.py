@@ -283,13 +283,17 @@ class Executor:
             "steps": {},
             "execution": {"id": eid, "playbook": pb.pid, "version": ex.version},
         }
+        order = pb.order()
+        first = True
         while True:
             with self.state.engine.connect() as conn:
-                ex = conn.execute(sa.select(executions).where(executions.c.id == eid)).first()
+                if not first:  # the first pass uses the row read above
+                    ex = conn.execute(sa.select(executions).where(executions.c.id == eid)).first()
                 srows = {
                     r.key: r
                     for r in conn.execute(sa.select(steps).where(steps.c.execution_id == eid))
                 }
+            first = False
             if ex.status in TERMINAL:
                 return str(ex.status)
             if ex.cancel_requested:
@@ -300,7 +304,7 @@ class Executor:
                 r.step_id: {"status": r.status, "output": r.output} for r in srows.values()
             }
             nxt = None
-            for step in pb.order():
+            for step in order:
                 row = srows[step.id]
                 if row.status in STEP_DONE:
                     continue
@@ -362,6 +366,7 @@ class Executor:
                     "transition",
                     {"to": status, "error": error, **({"note": note} if note else {})},
                 )
+                return status
         return self._status(eid)
 
     def _set_exec(self, conn: Any, eid: str, status: str) -> None:
