@@ -21,7 +21,6 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,6 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
-import httpx  # noqa: E402
 
 from mantissa.inputs.base import Runner, configured_inputs  # noqa: E402
 from mantissa.inputs.receiver import SyslogListener  # noqa: E402
@@ -122,48 +120,45 @@ def bench_hec(n: int, senders: int = 20, batch: int = 100) -> dict:
     token = TokenStore(rt.state).create("ingest", name="bench")[1]
     srv = start_server(create_app(rt))
     per_sender = n // senders // batch
-    lat: list[float] = []
-    retries = [0]
-    lock = threading.Lock()
+    # the senders run in another process, as real shippers do: they must not share
+    # the receiver's interpreter lock
+    sender_code = f"""
+import json, sys, threading, time, httpx
+url, token, senders, per_sender, batch = {srv.url!r}, {token!r}, {senders}, {per_sender}, {batch}
+lat, retries, lock = [], [0], threading.Lock()
+bodies = [["".join(json.dumps({{"time": 1764396000 + i, "host": f"h{{k}}", "sourcetype": "app",
+           "event": {{"msg": "user login", "user": f"u{{i}}", "seq": f"{{k}}-{{b}}-{{i}}"}}}}) + "\\n"
+           for i in range(batch)) for b in range(per_sender)] for k in range(senders)]
+def run(k):
+    with httpx.Client(timeout=120) as c:
+        for body in bodies[k]:
+            t = time.perf_counter()
+            while True:
+                r = c.post(url + "/services/collector/event", content=body,
+                           headers={{"Authorization": "Splunk " + token}})
+                if r.status_code in (429, 503):
+                    with lock:
+                        retries[0] += 1
+                    time.sleep(0.02)
+                    continue
+                break
+            assert r.status_code == 200, r.text
+            with lock:
+                lat.append(time.perf_counter() - t)
+t0 = time.perf_counter()
+ts = [threading.Thread(target=run, args=(k,)) for k in range(senders)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({{"secs": time.perf_counter() - t0, "lat": lat, "retries": retries[0]}}))
+"""
+    import subprocess
 
-    def run(k: int) -> None:
-        with httpx.Client(timeout=120) as c:
-            for b in range(per_sender):
-                body = "".join(
-                    json.dumps(
-                        {
-                            "time": 1764396000 + i,
-                            "host": f"h{k}",
-                            "sourcetype": "app",
-                            "event": {"msg": "user login", "user": f"u{i}", "seq": f"{k}-{b}-{i}"},
-                        }
-                    )
-                    + "\n"
-                    for i in range(batch)
-                )
-                t = time.perf_counter()
-                while True:
-                    r = c.post(
-                        f"{srv.url}/services/collector/event",
-                        content=body,
-                        headers={"Authorization": f"Splunk {token}"},
-                    )
-                    if r.status_code in (429, 503):
-                        with lock:
-                            retries[0] += 1
-                        time.sleep(0.02)
-                        continue
-                    break
-                assert r.status_code == 200, r.text
-                with lock:
-                    lat.append(time.perf_counter() - t)
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(senders)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    proc = subprocess.run([sys.executable, "-c", sender_code], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    res = json.loads(proc.stdout)
+    lat, retries = res["lat"], [res["retries"]]
+    t0 = time.perf_counter() - res["secs"]
     secs = time.perf_counter() - t0
     srv.stop()
     sent = per_sender * senders * batch
