@@ -40,6 +40,18 @@ EXPECTED = {
     ("POST", "/rules/{rule_id}/run"): "engineer",
 }
 PUBLIC = {k for k, v in EXPECTED.items() if v is None}
+# Endpoints that speak another product's auth protocol (Splunk HEC `Authorization: Splunk`,
+# Jamf's Basic auth, the Kubernetes webhook backend) with that protocol's error shapes; their
+# 401/403 answers for no, bad and wrong-role tokens are tested in tests/inputs/test_http_receiver.py.
+FOREIGN_AUTH = {
+    ("POST", "/ingest/webhooks/jamf"),
+    ("POST", "/ingest/webhooks/kubernetes"),
+    ("GET", "/services/collector/health"),
+    ("POST", "/services/collector/event"),
+    ("POST", "/services/collector/event/1.0"),
+    ("POST", "/services/collector"),
+}
+PUBLIC |= FOREIGN_AUTH
 
 
 def declared_role(route: APIRoute) -> str | None:
