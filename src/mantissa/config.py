@@ -112,12 +112,11 @@ def resolve_secret(value: str | None) -> str | None:
     return _ENV_REF.sub(repl, value)
 
 
-def _line_of(path: str | None, keys: tuple[Any, ...]) -> int | None:
-    if not path:
-        return None
+def yaml_line(text: str, keys: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the value at ``keys`` (mapping keys / list indexes) in YAML ``text``."""
     try:
-        node = yaml.compose(Path(path).read_text())
-    except Exception:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
         return None
     line = None
     for key in keys:
@@ -134,6 +133,15 @@ def _line_of(path: str | None, keys: tuple[Any, ...]) -> int | None:
         else:
             return line
     return line
+
+
+def _line_of(path: str | None, keys: tuple[Any, ...]) -> int | None:
+    if not path:
+        return None
+    try:
+        return yaml_line(Path(path).read_text(), keys)
+    except OSError:
+        return None
 
 
 def _config_error(

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import ValidationError
 
+from mantissa.config import yaml_line
 from mantissa.errors import ConfigError, NotFound
 from mantissa.soar import templates
 from mantissa.soar.model import Playbook
@@ -43,25 +44,7 @@ class Imported:
 
 
 def _line(text: str, loc: tuple[Any, ...]) -> int | None:
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == str(key):
-                    line, node = k.start_mark.line + 1, v
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return yaml_line(text, loc)
 
 
 def parse(text: str, source: str = "<playbook>") -> Playbook:
