@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from mantissa.api.auth import Role, require, role_allows
+from mantissa.api.errors import error_responses
 from mantissa.api.middleware import no_audit
 from mantissa.api.routers import register
 from mantissa.errors import (
@@ -122,7 +123,11 @@ async def _ingest(request: Request, source: str, body: bytes, name: str) -> JSON
     )
 
 
-@router.post("/ingest/webhooks/jamf", summary="Jamf Pro webhook receiver")
+@router.post(
+    "/ingest/webhooks/jamf",
+    summary="Jamf Pro webhook receiver",
+    responses=error_responses(400, 401, 403, 404, 413, 429, 503),
+)
 @no_audit
 async def jamf_webhook(request: Request) -> JSONResponse:
     """Jamf Pro webhook events; auth: Basic (password = ingest token) or Bearer."""
@@ -136,7 +141,11 @@ async def jamf_webhook(request: Request) -> JSONResponse:
     return await _ingest(request, "jamf", body, "jamf-webhook.json")
 
 
-@router.post("/ingest/webhooks/kubernetes", summary="Kubernetes audit webhook backend")
+@router.post(
+    "/ingest/webhooks/kubernetes",
+    summary="Kubernetes audit webhook backend",
+    responses=error_responses(400, 401, 403, 404, 413, 429, 503),
+)
 @no_audit
 async def kubernetes_webhook(request: Request) -> JSONResponse:
     """``audit.k8s.io/v1`` ``EventList`` bodies from the API server's webhook backend."""
@@ -156,7 +165,11 @@ async def kubernetes_webhook(request: Request) -> JSONResponse:
     return await _ingest(request, "kubernetes", body, "k8s-audit-webhook.json")
 
 
-@router.post("/ingest/{source}", summary="Send events of one source (NDJSON / JSON array)")
+@router.post(
+    "/ingest/{source}",
+    summary="Send events of one source (NDJSON / JSON array)",
+    responses=error_responses(400, 404, 413, 429, 503),
+)
 @no_audit
 async def ingest_source(
     source: str, request: Request, _p: Any = Depends(_require_ingest)
@@ -212,6 +225,21 @@ _HEC = {
     12: (400, "Event field is required"),
     13: (400, "Event field cannot be blank"),
     17: (200, "HEC is healthy"),
+}
+
+
+_HEC_SHAPE = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "code": {"type": "integer"}},
+        }
+    }
+}
+# Splunk HEC answers in its own {"text", "code"} shape (HTTP Event Collector status codes).
+_HEC_RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"description": "Splunk HEC status", "content": _HEC_SHAPE}
+    for s in (400, 401, 403, 404, 413, 429, 500, 503)
 }
 
 
@@ -271,12 +299,16 @@ def _hec_record(ev: dict[str, Any], mapped: bool) -> dict[str, Any]:
     return rec
 
 
-@router.get("/services/collector/health", summary="Splunk HEC health")
+@router.get("/services/collector/health", summary="Splunk HEC health", responses=_HEC_RESPONSES)
 async def hec_health() -> JSONResponse:
     return _hec(17)
 
 
-@router.post("/services/collector/event", summary="Splunk HEC event endpoint")
+@router.post(
+    "/services/collector/event",
+    summary="Splunk HEC event endpoint",
+    responses=_HEC_RESPONSES,
+)
 @router.post("/services/collector/event/1.0", include_in_schema=False)
 @router.post("/services/collector", include_in_schema=False)
 @no_audit

@@ -67,7 +67,7 @@ def create_playbook(
     return {**out.to_dict(), "created": out.created}
 
 
-@router.get("/playbooks/{ref}")
+@router.get("/playbooks/{ref}", responses=error_responses(404, 409))
 def get_playbook(
     request: Request,
     ref: str = Path(..., pattern=_ID),
@@ -82,7 +82,7 @@ def get_playbook(
     return {**pb.model_dump(mode="json"), "yaml": store.text(pid, version)}
 
 
-@router.put("/playbooks/{ref}")
+@router.put("/playbooks/{ref}", responses=error_responses(404, 409))
 def set_playbook_status(
     request: Request,
     ref: str = Path(..., pattern=_ID),
@@ -101,7 +101,7 @@ def set_playbook_status(
     return {"id": pid, "version": version, "status": status}
 
 
-@router.delete("/playbooks/{ref}")
+@router.delete("/playbooks/{ref}", responses=error_responses(404, 409))
 def delete_playbook(
     request: Request,
     ref: str = Path(..., pattern=_ID),
@@ -148,7 +148,7 @@ def _run(request: Request, ref: str, body: RunRequest, who: Principal) -> dict:
     return {"execution_id": eid, "status": status}
 
 
-@router.post("/playbooks/{ref}/run")
+@router.post("/playbooks/{ref}/run", responses=error_responses(404, 409))
 def run_playbook(
     request: Request,
     ref: str = Path(..., pattern=_ID),
@@ -159,7 +159,7 @@ def run_playbook(
     return _run(request, ref, body, who)
 
 
-@router.post("/playbooks/{ref}/execute")
+@router.post("/playbooks/{ref}/execute", responses=error_responses(404, 409))
 def execute_playbook(
     request: Request,
     ref: str = Path(..., pattern=_ID),
@@ -186,7 +186,7 @@ def list_executions(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/executions/{eid}")
+@router.get("/executions/{eid}", responses=error_responses(404, 409))
 def get_execution(
     request: Request,
     eid: str = Path(..., pattern=_ID),
@@ -201,7 +201,7 @@ def get_execution(
     return out
 
 
-@router.post("/executions/{eid}/cancel")
+@router.post("/executions/{eid}/cancel", responses=error_responses(404, 409))
 def cancel_execution(
     request: Request,
     eid: str = Path(..., pattern=_ID),
@@ -212,7 +212,7 @@ def cancel_execution(
     return {"execution_id": eid, "status": Executor(_rt(request)).cancel(eid, who.actor)}
 
 
-@router.post("/executions/{eid}/resume")
+@router.post("/executions/{eid}/resume", responses=error_responses(404, 409))
 def resume_execution(
     request: Request,
     eid: str = Path(..., pattern=_ID),
