@@ -337,8 +337,6 @@ def plan_question(
             columns = list(SEARCH_COLUMNS)
             order = [Order(by=info.time_column, desc=True)]
             limit = u.k or 100
-    if measure and intent in ("top_k", "breakdown") and metric.func == "count":
-        pass
     if columns and info.time_column != "event_time":
         columns = [info.time_column, *(info.hints.get("search_columns") or [])]
     columns = [c for c in columns if c in info.columns]
