@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("google.cloud.bigquery", reason="the gcp extra is not installed")
 
-from mantissa.errors import BudgetExceeded, ConfigError, QueryError, QueryTimeout  # noqa: E402
-from tests.scale.stub_bigquery import StubBigQuery  # noqa: E402
-from tests.scale.test_objectstore import cli_json, write_events  # noqa: E402
+from mantissa.errors import BudgetExceeded, ConfigError, QueryError, QueryTimeout
+from tests.scale.stub_bigquery import StubBigQuery
+from tests.scale.test_objectstore import cli_json, write_events
 
 PROJECT = "acme-sec"
 TOKEN = "ya29.stub-token"
