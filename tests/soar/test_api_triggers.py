@@ -94,12 +94,38 @@ def test_api_409_after_expiry_and_signed_link(api: Any) -> None:
         "/playbooks/gated/run", json={"input": {"user": "bob@example.com"}}, headers=h["responder"]
     ).json()["execution_id"]
     [ap] = c.get("/approvals", headers=h["responder"]).json()
-    # a signed link: GET shows a page and changes nothing; a bad token is refused
+    # a signed link: its GET changes nothing and sends the browser to the console's
+    # approval page (which asks for a login); a bad, swapped or expired token is refused
     tok = sign_link(rt, ap["id"], "deny")
-    assert c.get(f"/approvals/{ap['id']}/link?decision=deny&token={tok}").status_code == 200
+    r = c.get(f"/approvals/{ap['id']}/link?decision=deny&token={tok}", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/console/approvals/{ap['id']}?decision=deny&token={tok}"
     assert c.get(f"/approvals/{ap['id']}/link?decision=approve&token={tok}").status_code == 403
+    old = sign_link(rt, ap["id"], "deny", ttl_secs=1)
+    # the API behind the console page checks the link too, for a signed-in responder
+    q = {"decision": "deny", "token": tok}
+    assert c.get(f"/approvals/{ap['id']}", params=q, headers=h["responder"]).status_code == 200
+    assert c.get(f"/approvals/{ap['id']}", params=q, headers=h["analyst"]).status_code == 403
+    r = c.post(
+        f"/approvals/{ap['id']}/approve", json={"token": tok}, headers=h["responder"]
+    )  # a deny link cannot approve
+    assert r.status_code == 403
+    time.sleep(1.05)
+    for bad in (old, "1.x", tok[:-2] + "AA"):
+        assert c.get(f"/approvals/{ap['id']}/link?decision=deny&token={bad}").status_code == 403
+        r = c.get(
+            f"/approvals/{ap['id']}",
+            params={"decision": "deny", "token": bad},
+            headers=h["responder"],
+        )
+        assert r.status_code == 403 and "expired" in r.text
+    # no token = no decision: the old unauthenticated POST is gone
     r = c.post(f"/approvals/{ap['id']}/link?decision=deny", data={"token": tok, "actor": "sam"})
-    assert r.status_code == 200 and r.json()["status"] == "denied"
+    assert r.status_code == 405
+    r = c.post(
+        f"/approvals/{ap['id']}/deny", json={"token": tok, "reason": "fp"}, headers=h["responder"]
+    )
+    assert r.status_code == 200 and r.json()["status"] == "denied" and r.json()["via"] == "link"
     assert Executor(rt).get(eid)["status"] == "denied"
     # expiry
     eid = c.post(
@@ -195,18 +221,35 @@ def test_worker_expires_within_one_second(okta_runtime: Any) -> None:
     assert ex.get(eid)["steps"][1]["status"] == "expired"
 
 
+def _channel(kind: str, url: str) -> dict[str, Any]:
+    from tests.alerts import stubs as astubs
+
+    if kind == "slack":
+        return {"type": "slack", "webhook_url": url + astubs.SLACK_HOOK_PATH}
+    if kind == "teams":
+        return {
+            "type": "teams",
+            "webhook_url": f"{url}{astubs.TEAMS_PATH}?api-version=2016-06-01"
+            f"&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={astubs.TEAMS_SIG}",
+        }
+    return {"type": "webhook", "url": url + "/hook"}
+
+
+@pytest.mark.parametrize("kind", ["slack", "teams", "webhook"])
 def test_approval_request_reaches_channel_with_signed_link(
-    make_runtime: Any, okta: Any, monkeypatch: pytest.MonkeyPatch
+    make_runtime: Any, okta: Any, kind: str
 ) -> None:
-    from mantissa.soar.approvals import verify_link
+    """Slack and Teams (their stubs enforce Block Kit / Adaptive Card shapes and the
+    workflow signature) get the request with signed console links; the link opens the
+    console approval page and is refused once ``link_ttl_secs`` has passed."""
+    import re
 
-    hook_bodies: list[Any] = []
+    from tests.alerts import stubs as astubs
 
-    def receive(req: Any) -> Any:
-        hook_bodies.append(json.loads(req.body))
-        return 204, {}, b""
-
-    chan = StubServer(receive)
+    handler = {"slack": astubs.slack_webhook, "teams": astubs.teams}.get(
+        kind, lambda req: (204, {}, b"")
+    )
+    chan = StubServer(handler)
     try:
         rt = make_runtime(
             {
@@ -217,9 +260,9 @@ def test_approval_request_reaches_channel_with_signed_link(
                         "token": "${env:OKTA_TOKEN}",
                     }
                 },
-                "destinations": {"secops": {"type": "webhook", "url": chan.url + "/hook"}},
+                "destinations": {"secops": _channel(kind, chan.url)},
                 "soar": {
-                    "approval": {"notification_channel": "secops", "link_ttl_secs": 60},
+                    "approval": {"notification_channel": "secops", "link_ttl_secs": 30},
                     "console_url": "https://mantissa.example.com",
                 },
             }
@@ -229,20 +272,55 @@ def test_approval_request_reaches_channel_with_signed_link(
         eid = ex.start("gated", input={"user": "bob@example.com"})
         assert ex.run(eid) == "waiting_approval"
         aid = ex.get(eid)["approvals"][0]["id"]
-        assert len(hook_bodies) == 1
-        text = json.dumps(hook_bodies[0])
+        assert len(chan.journal) == 1
+        text = chan.journal[0].body.decode()
         assert OKTA_TOKEN not in text
-        import re
-
-        m = re.search(
-            r"https://mantissa\.example\.com/approvals/(ap_\w+)/link\?decision=approve"
-            r"&token=([\w.-]+)",
-            text,
+        # Slack escapes & in mrkdwn as &amp; (its clients unescape it)
+        text = text.replace("&amp;", "&").replace("\\u0026", "&")
+        links = dict(
+            re.findall(
+                r"https://mantissa\.example\.com/console/approvals/"
+                + aid
+                + r"\?decision=(approve|deny)&token=([\w.-]+)",
+                text,
+            )
         )
-        assert m and m.group(1) == aid
-        assert verify_link(rt, aid, "approve", m.group(2))
-        assert not verify_link(rt, aid, "deny", m.group(2))  # bound to the decision
-        assert not verify_link(rt, "ap_other", "approve", m.group(2))
+        assert set(links) == {"approve", "deny"}
+        if kind == "slack":  # the message's button opens the approval page
+            blocks = json.loads(chan.journal[0].body)["blocks"]
+            assert blocks[-1]["elements"][0]["url"].startswith(
+                f"https://mantissa.example.com/console/approvals/{aid}?decision=approve"
+            )
+        if kind == "teams":
+            card = json.loads(chan.journal[0].body)["attachments"][0]["content"]
+            assert f"/console/approvals/{aid}?decision=approve" in card["actions"][0]["url"]
+        assert '"user_id": "bob@example.com"' in text.replace("\\", "").replace("'", '"')
+        store = TokenStore(rt.state)
+        tok = store.create("responder", name="rita")[1]
+        with TestClient(create_app(rt), raise_server_exceptions=False) as c:
+            # opened without a session, the console page asks for a login first
+            r = c.get(
+                f"/console/approvals/{aid}?decision=approve&token={links['approve']}",
+                follow_redirects=False,
+            )
+            assert r.status_code == 303 and r.headers["location"].startswith(
+                "/console/login?next=/console/approvals/"
+            )
+            q = {"decision": "approve", "token": links["approve"]}
+            h = {"Authorization": f"Bearer {tok}"}
+            assert c.get(f"/approvals/{aid}", params=q, headers=h).json()["status"] == "pending"
+            # short-lived: refused once link_ttl_secs has passed (clock moved on)
+            import mantissa.soar.approvals as approvals_mod
+
+            real = approvals_mod.time.time
+            approvals_mod.time.time = lambda: real() + 31  # type: ignore[assignment]
+            try:
+                r = c.get(f"/approvals/{aid}", params=q, headers=h)
+                assert r.status_code == 403 and "expired" in r.text
+                r = c.post(f"/approvals/{aid}/approve", json={"token": q["token"]}, headers=h)
+                assert r.status_code == 403
+            finally:
+                approvals_mod.time.time = real  # type: ignore[assignment]
         audit = [a for a in ex.audit_log(eid) if a.get("event") == "approval_notification"]
         assert audit and audit[0]["status"] == "sent"
     finally:

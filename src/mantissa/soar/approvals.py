@@ -352,13 +352,20 @@ def verify_link(runtime: Any, aid: str, decision: str, token: str) -> bool:
 
 
 def links(runtime: Any, aid: str) -> dict[str, str]:
+    """Signed approve/deny links to the console's approval page (which needs a login)."""
     from mantissa.soar.config import soar_config
 
     base = (soar_config(runtime).console_url or "http://127.0.0.1:8080").rstrip("/")
     return {
-        d: f"{base}/approvals/{aid}/link?decision={d}&token={sign_link(runtime, aid, d)}"
+        d: f"{base}/console/approvals/{aid}?decision={d}&token={sign_link(runtime, aid, d)}"
         for d in ("approve", "deny")
     }
+
+
+def check_link(runtime: Any, aid: str, decision: str, token: str) -> None:
+    """Raise 403 unless ``token`` is a valid, unexpired link for ``decision`` on ``aid``."""
+    if decision not in ("approve", "deny") or not verify_link(runtime, aid, decision, token):
+        raise ApprovalForbidden("this approval link is invalid or has expired")
 
 
 def notify(runtime: Any, aid: str) -> None:
@@ -395,6 +402,8 @@ def notify(runtime: Any, aid: str) -> None:
                     kind="trigger",
                     idempotency_key=f"approval-{aid}",
                     destination_id=channel,
+                    # Slack's and Teams' "open" button goes to the console approval page
+                    console_url=link["approve"],
                     extra={"approval_links": link},
                 )
             )

@@ -2,7 +2,8 @@
 
 Reading needs ``analyst``; running playbooks, deciding approvals and changing playbooks
 need ``responder`` (or ``admin``). Approval links sent to Slack/Teams are signed and
-short-lived: ``/approvals/{id}/link`` checks the signature instead of a token.
+short-lived; they open the console's approval page (``/console/approvals/{id}``), which
+asks for a login and refuses the link once it has expired.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mantissa.api import background
@@ -18,11 +19,28 @@ from mantissa.api.auth import Principal, Role, require
 from mantissa.api.errors import error_responses
 from mantissa.api.middleware import audit_detail
 from mantissa.api.routers import register
-from mantissa.errors import Forbidden
 
 router = APIRouter(tags=["soar"])
 FEATURE = "soar"
 _ID = r"^[A-Za-z0-9_.@-]{1,160}$"
+
+
+def _console_pages() -> None:
+    """``/console/playbooks``, ``/console/executions``, ``/console/approvals``
+    (``soar/static/soar.js``)."""
+    try:
+        from mantissa.web.console import register_page
+    except ModuleNotFoundError:  # a build without the console
+        return
+    for key, title in (
+        ("playbooks", "Playbooks"),
+        ("executions", "Executions"),
+        ("approvals", "Approvals"),
+    ):
+        register_page(key, title, package="mantissa.soar", script="soar.js", feature=FEATURE)
+
+
+_console_pages()
 
 
 def _rt(request: Request) -> Any:
@@ -41,6 +59,8 @@ class RunRequest(BaseModel):
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(None, max_length=2000)
+    #: the signed link's token when the decision comes from a link (recorded as via=link)
+    token: str | None = Field(None, max_length=200)
 
 
 @router.get("/playbooks")
@@ -236,6 +256,25 @@ def list_approvals_route(
     return list_approvals(_rt(request), status or None)
 
 
+@router.get("/approvals/{aid}", responses=error_responses(404))
+def get_approval_route(
+    request: Request,
+    aid: str = Path(..., pattern=_ID),
+    decision: str | None = Query(None, pattern="^(approve|deny)$"),
+    token: str | None = Query(None, max_length=200),
+    _: Principal = Depends(require(Role.responder)),
+) -> dict:
+    """One approval; with ``decision`` and ``token`` (a signed link) 403 once the link is
+    invalid or expired."""
+    from mantissa.soar.approvals import check_link, get_approval, sweep
+
+    rt = _rt(request)
+    if token is not None:
+        check_link(rt, aid, decision or "", token)
+    sweep(rt)
+    return get_approval(rt, aid)
+
+
 def _decide(
     request: Request,
     aid: str,
@@ -244,8 +283,11 @@ def _decide(
     who: Principal,
     via: str = "api",
 ) -> dict:
-    from mantissa.soar.approvals import decide
+    from mantissa.soar.approvals import check_link, decide
 
+    if body and body.token:
+        check_link(_rt(request), aid, decision, body.token)
+        via = "link"
     out = decide(_rt(request), aid, decision, who.actor, via, body.reason if body else None)
     audit_detail(request, approval=aid, decision=decision)
     return out
@@ -279,51 +321,22 @@ link_router = APIRouter(tags=["soar"])
 link_router.public = True  # type: ignore[attr-defined]
 
 
-@link_router.get("/approvals/{aid}/link", response_class=HTMLResponse, include_in_schema=False)
+@link_router.get("/approvals/{aid}/link", include_in_schema=False)
 def link_page(
     request: Request,
     aid: str = Path(..., pattern=_ID),
     decision: str = Query(..., pattern="^(approve|deny)$"),
     token: str = Query(..., max_length=200),
-) -> HTMLResponse:
-    """A confirmation page (GET changes nothing: link previews must not approve)."""
-    from html import escape
+) -> RedirectResponse:
+    """Links sent before the console page existed: checked, then sent to the console's
+    approval page (which asks for a login; only a signed-in responder decides)."""
+    from urllib.parse import urlencode
 
-    from mantissa.soar.approvals import get_approval, verify_link
+    from mantissa.soar.approvals import check_link
 
-    if not verify_link(_rt(request), aid, decision, token):
-        raise Forbidden("this approval link is invalid or has expired")
-    ap = get_approval(_rt(request), aid)
-    return HTMLResponse(
-        f"<!doctype html><title>{escape(decision)} {escape(aid)}</title>"
-        f"<p>Step <b>{escape(ap['step'])}</b> ({escape(ap['action'])}) of execution "
-        f"{escape(ap['execution_id'])}: {escape(ap['status'])}, expires {escape(str(ap['expires_at']))}"
-        f"<form method=post><input type=hidden name=token value='{escape(token)}'>"
-        f"<label>Your name <input name=actor required maxlength=100></label>"
-        f"<button>{escape(decision)}</button></form>"
-    )
-
-
-@link_router.post("/approvals/{aid}/link", include_in_schema=False)
-async def link_decide(
-    request: Request,
-    aid: str = Path(..., pattern=_ID),
-    decision: str = Query(..., pattern="^(approve|deny)$"),
-) -> dict:
-    """Decide through a signed link (form fields ``token`` and ``actor``)."""
-    from mantissa.soar.approvals import decide, verify_link
-
-    form = await request.form()
-    token, actor = str(form.get("token", "")), str(form.get("actor", "")).strip()[:100]
-    if not verify_link(_rt(request), aid, decision, token):
-        raise Forbidden("this approval link is invalid or has expired")
-    if not actor:
-        raise Forbidden("say who decides (actor)")
-    import anyio
-
-    return await anyio.to_thread.run_sync(
-        lambda: decide(_rt(request), aid, decision, f"{actor} (link)", "link")
-    )
+    check_link(_rt(request), aid, decision, token)
+    query = urlencode({"decision": decision, "token": token})
+    return RedirectResponse(f"/console/approvals/{aid}?{query}", status_code=303)
 
 
 register(link_router)
