@@ -2,7 +2,7 @@
 
 :meth:`AlertService.raise_alerts` is the one call detections (Sigma rules, identity
 detections, APM rules) make. Modules that react to alerts (SOAR) append a callable
-``(alert, created) -> None`` to :attr:`AlertService.on_alert`.
+``(alert, created, runtime) -> None`` to :attr:`AlertService.on_alert`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from mantissa.alerts.store import AlertStore, alert_outbox
 
 log = logging.getLogger(__name__)
 
-AlertHook = Callable[[Alert, bool], None]
+#: ``hook(alert, created, runtime)``: the runtime that raised the alert is passed explicitly
+AlertHook = Callable[[Alert, bool, Any], None]
 
 # what a status change tells destinations that already heard about the alert
 _STATUS_KIND = {
@@ -51,7 +52,7 @@ class AlertsConfig(BaseModel):
 class AlertService:
     """Stores, enriches, routes and delivers alerts for one runtime."""
 
-    #: callables ``(alert, created) -> None`` run after each upsert (SOAR triggers)
+    #: callables ``(alert, created, runtime) -> None`` run after each upsert (SOAR triggers)
     on_alert: ClassVar[list[AlertHook]] = []
 
     def __init__(self, runtime: Any, context: DestinationContext | None = None) -> None:
@@ -95,7 +96,7 @@ class AlertService:
         for alert, new in results:
             for hook in list(self.on_alert):
                 try:
-                    hook(alert, new)
+                    hook(alert, new, self.runtime)
                 except Exception:  # one broken hook must not stop alerting
                     log.exception("alert hook %r failed for %s", hook, alert.id)
         if created:

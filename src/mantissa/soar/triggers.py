@@ -14,7 +14,6 @@ import atexit
 import concurrent.futures as cf
 import fnmatch
 import logging
-import sys
 import threading
 import time
 from typing import Any
@@ -97,16 +96,9 @@ def _run_quietly(runtime: Any, eid: str) -> None:
         log.exception("execution %s stopped unexpectedly", eid)
 
 
-def alert_hook(alert: Any, created: bool) -> None:
+def alert_hook(alert: Any, created: bool, runtime: Any) -> None:
     """``AlertService.on_alert`` hook: start matching playbooks for a new alert."""
     if not created:
-        return
-    # the hook signature carries no runtime: take it from the calling AlertService
-    frame = sys._getframe(1)
-    service = frame.f_locals.get("self")
-    runtime = getattr(service, "runtime", None)
-    if runtime is None:
-        log.warning("SOAR alert trigger: no runtime in reach; alert %s not handled", alert.id)
         return
     start_for_alert(runtime, alert.model_dump(mode="json"))
 
