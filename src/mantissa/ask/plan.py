@@ -17,11 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from mantissa.ask.timerange import TimeRange
 
 Intent = Literal[
-    "search", "count", "top_k", "last_seen", "first_seen", "compare", "percentile", "breakdown"
-]
+    "search", "count", "top_k", "last_seen", "first_seen", "compare", "percentile", "breakdown",
+    "callers", "callees", "slow", "traces",
+]  # fmt: skip
 INTENTS: tuple[str, ...] = (
-    "search", "count", "top_k", "last_seen", "first_seen", "compare", "percentile", "breakdown"
+    "search", "count", "top_k", "last_seen", "first_seen", "compare", "percentile", "breakdown",
+    "callers", "callees", "slow", "traces",
 )  # fmt: skip
+#: Intents over the ``traces`` table's parent → child spans (see :mod:`mantissa.ask.render`):
+#: ``callers``/``callees`` of a service, ``slow`` (a service's dependencies by p99
+#: latency: why it is slow), ``traces`` (matching spans rolled up to one row per trace).
+APM_INTENTS: tuple[str, ...] = ("callers", "callees", "slow", "traces")
 
 Op = Literal[
     "eq", "ne", "in", "not_in", "contains", "starts_with", "cidr", "not_cidr",

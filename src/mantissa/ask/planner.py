@@ -87,10 +87,14 @@ def plan_question(
         constraints.append((m.text, {t for t, _ in m.payload}))
     for m in u.of("service"):
         constraints.append((m.text, {t for t, _, _ in m.payload}))
+    for m in u.of("value"):
+        constraints.append((m.text, {t for t, _, _ in m.payload}))
     for m in u.of("native_dim"):
         constraints.append((m.text, {t for t, _ in m.payload}))
     for m in u.of("measure"):
         constraints.append((m.text, {t for t, _ in m.payload}))
+    if u.apm:
+        constraints.append((APM_WORDS[u.apm], {"traces"}))
     cands = set(data_tables)
     for text, tabs in constraints:
         narrowed = cands & tabs
@@ -237,6 +241,19 @@ def plan_question(
                     [f"add '{t}' to the question"],
                 )
             filters.append(Filter(column=col, op="ne" if m.negated else "eq", value=v))
+    for m in u.of("value"):
+        vals = sorted({v for t, _, v in m.payload if t == table})
+        cols = {c for t, c, _ in m.payload if t == table}
+        for c in sorted(cols):
+            filters.append(
+                Filter(
+                    column=c,
+                    op=("not_in" if m.negated else "in")
+                    if len(vals) > 1
+                    else ("ne" if m.negated else "eq"),
+                    value=vals if len(vals) > 1 else vals[0],
+                )
+            )
     for m in u.of("port"):
         pcol = next(
             (
@@ -292,6 +309,28 @@ def plan_question(
         compare_to = u.more_times[0] if u.more_times else tr.shifted_back()
         if tr.start < compare_to.start:
             tr, compare_to = compare_to, tr
+    if u.apm and (u.apm != "traces" or intent == "search"):
+        return _apm_plan(u, lex, table, filters, tr, now, notes)
+    if (
+        table == "traces"
+        and intent == "percentile"
+        and (measure or "duration_ms") == "duration_ms"
+        and not any(f.column in ("kind", "name", "parent_span_id") for f in filters)
+    ):
+        # a service's latency is that of its entry spans (server/consumer spans and
+        # roots), as `mantissa apm services` reports it, not of its own outbound calls
+        filters.append(
+            Filter(
+                column="kind",
+                op="in",
+                value=["SERVER", "CONSUMER"],
+                group="entry",
+                label="entry spans",
+            )
+        )
+        filters.append(
+            Filter(column="parent_span_id", op="is_null", group="entry", label="entry spans")
+        )
     # -- intent → shape --------------------------------------------------------------
     metric = Metric()
     order: list[Order] = []
@@ -321,6 +360,12 @@ def plan_question(
             metric = Metric(func="sum", column=measure)
             by = f"sum_{measure}"
         order = [Order(by=by, desc=not u.ascending)] if not bucket else []
+        if info.category == "apm":
+            # "top exceptions": spans without one are not a group of their own
+            for g in group_by:
+                filters.append(Filter(column=g, op="not_null"))
+    elif intent == "count" and u.apm == "traces":
+        metric = Metric(func="count_distinct", column="trace_id")
     elif intent == "count":
         if dims and u.count_distinct is False and _distinct_count(u):
             metric = Metric(func="count_distinct", column=dims[0])
@@ -356,6 +401,68 @@ def plan_question(
         notes=notes,
         time_column=info.time_column,
     )
+
+
+APM_WORDS = {
+    "callers": "callers",
+    "callees": "calls to other services",
+    "slow": "why slow",
+    "traces": "traces",
+}
+SLOW_LOOKBACK = dt.timedelta(hours=1)
+
+
+def _apm_plan(
+    u: Understanding,
+    lex: Lexicon,
+    table: str,
+    filters: list[Filter],
+    tr: TimeRange,
+    now: dt.datetime,
+    notes: list[str],
+) -> QueryPlan | Unmapped:
+    """Plans over parent → child spans: callers, callees, why a service is slow, traces."""
+    intent = u.apm or "traces"
+    has_service = any(f.column == "service_name" and f.op == "eq" for f in filters)
+    if intent == "slow" and not has_service:
+        return Unmapped(
+            "'why slow' needs the name of a service",
+            u.words(),
+            [f"e.g. 'why is {_some_service(lex)} slow?'"],
+        )
+    if intent in ("callers", "callees") and not has_service:
+        return Unmapped(
+            f"'{APM_WORDS[intent]}' needs the name of a service",
+            u.words(),
+            [f"e.g. 'what services call {_some_service(lex)}?'"],
+        )
+    if intent == "slow" and u.time is None:
+        # "is slow" is about now: the last hour, unless the question names a window
+        tr = TimeRange(start=now - SLOW_LOOKBACK, end=now, label="last hour", explicit=False)
+    order = {
+        "callers": [Order(by="calls", desc=True)],
+        "callees": [Order(by="calls", desc=True)],
+        "slow": [Order(by="p99_ms", desc=True)],
+        "traces": [Order(by="start_time", desc=True)],
+    }[intent]
+    notes.extend(u.words())
+    notes.append(f"apm: {APM_WORDS[intent]}")
+    return QueryPlan(
+        intent=intent,  # type: ignore[arg-type]
+        table=table,
+        filters=filters,
+        time_range=tr,
+        order=order,
+        limit=u.k or 100,
+        notes=notes,
+        time_column=lex.tables[table].time_column,
+    )
+
+
+def _some_service(lex: Lexicon) -> str:
+    info = lex.tables.get("traces")
+    vals = sorted((info.values.get("service_name") or {}) if info else {})
+    return vals[0] if vals else "checkout"
 
 
 def _country_values(isos: list[str]) -> list[str]:

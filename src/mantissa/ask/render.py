@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from mantissa.ask.plan import Filter, QueryPlan
+from mantissa.ask.plan import APM_INTENTS, Filter, QueryPlan
 
 DIALECTS = {
     "duckdb": "duckdb",
@@ -100,8 +100,12 @@ def cidr_patterns(cidr: str) -> list[str]:
     return pats[:MAX_CIDR_PATTERNS]
 
 
-def filter_expr(f: Filter) -> exp.Expression:
+def filter_expr(f: Filter, qualifier: str | None = None) -> exp.Expression:
     c = col(f.column)
+    if qualifier:
+        inner = c if isinstance(c, exp.Column) else next(c.find_all(exp.Column), None)
+        if inner is not None:
+            inner.set("table", exp.to_identifier(qualifier))
     v = f.value
     node: exp.Expression
     if f.op in ("is_null", "not_null"):
@@ -199,8 +203,203 @@ def _bucket(plan: QueryPlan) -> exp.Expression:
     )
 
 
+def _q(name: str, alias: str) -> exp.Column:
+    return exp.column(name, table=alias, quoted=True)
+
+
+def _window(plan: QueryPlan, alias: str) -> list[exp.Expression]:
+    c = _q(plan.time_column, alias)
+    return [
+        exp.GTE(this=c, expression=ts(plan.time_range.start)),
+        exp.LT(this=c.copy(), expression=ts(plan.time_range.end)),
+    ]
+
+
+def _where(parts: list[exp.Expression], plan: QueryPlan, qualifier: Any) -> list[exp.Expression]:
+    """``parts`` AND the plan's filters (grouped filters OR-ed), each qualified by
+    ``qualifier(filter)`` (a table alias)."""
+    groups: dict[str, list[exp.Expression]] = {}
+    for f in plan.filters:
+        e = filter_expr(f, qualifier(f))
+        if f.group:
+            groups.setdefault(f.group, []).append(e)
+        else:
+            parts.append(e)
+    for members in groups.values():
+        parts.append(exp.Paren(this=exp.or_(*members)) if len(members) > 1 else members[0])
+    return parts
+
+
+def _is_error(e: exp.Expression) -> exp.Expression:
+    return exp.Sum(
+        this=exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(this=e, expression=exp.Literal.string("ERROR")),
+                    true=exp.Literal.number(1),
+                )
+            ],
+            default=exp.Literal.number(0),
+        )
+    )
+
+
+def _latency(e: exp.Expression, dialect: str, qs: tuple[float, ...]) -> list[exp.Expression]:
+    out: list[exp.Expression] = []
+    for q in qs:
+        pct = _percentile("__x__", q, dialect)
+        for node in list(pct.find_all(exp.Column)):
+            if node.name == "__x__":
+                node.replace(e.copy())
+        out.append(exp.alias_(pct, f"p{round(q * 100):g}_ms", quoted=False))
+    out.append(exp.alias_(exp.Avg(this=e.copy()), "avg_ms", quoted=False))
+    return out
+
+
+def _apm_ast(plan: QueryPlan, dialect: str) -> exp.Select:
+    """SQL for the APM intents (over ``traces``; see :data:`mantissa.ask.plan.APM_INTENTS`).
+
+    * ``callers`` / ``callees``: parent → child span pairs of one trace whose services
+      differ, both spans in the window (the service map's edge definition); counts,
+      errors and latency are the callee's span.
+    * ``slow``: a service's dependencies — the services its spans call, and what its
+      CLIENT/PRODUCER spans reach without an instrumented callee (``db.system``,
+      ``messaging.system``, ``peer.service``, named as on the service map) — ordered by
+      p99 latency: where the service waits.
+    * ``traces``: matching spans rolled up to one row per trace, newest first.
+    """
+    table = plan.table
+    count = exp.alias_(exp.Count(this=exp.Star()), "count", quoted=False)
+    if plan.intent == "traces":
+        start = exp.Min(this=col(plan.time_column))
+        sel = (
+            exp.select(
+                col("trace_id"),
+                exp.alias_(start, plan.time_column, quoted=True),
+                exp.alias_(exp.Count(this=exp.Star()), "spans", quoted=False),
+                exp.alias_(_is_error(col("status_code")), "errors", quoted=False),
+                exp.alias_(exp.Max(this=col("duration_ms")), "max_duration_ms", quoted=False),
+                exp.alias_(
+                    exp.Count(this=exp.Distinct(expressions=[col("service_name")])),
+                    "services",
+                    quoted=False,
+                ),
+            )
+            .from_(table)
+            .where(where_expr(plan))
+            .group_by(col("trace_id"))
+            .order_by(exp.Ordered(this=start.copy(), desc=True))
+            .order_by(exp.Ordered(this=col("trace_id"), desc=False))
+        )
+        return sel.limit(plan.limit)
+    if plan.intent in ("callers", "callees"):
+        key, alias = ("p", "caller") if plan.intent == "callers" else ("c", "callee")
+
+        def side(f: Filter) -> str:
+            # the named service is the callee of "who calls X", the caller of "what does
+            # X call"; every other filter describes the call (the callee's span)
+            if plan.intent == "callees" and f.column == "service_name":
+                return "p"
+            return "c"
+
+        parts = _window(plan, "c") + _window(plan, "p")
+        parts.append(exp.NEQ(this=_q("service_name", "p"), expression=_q("service_name", "c")))
+        on = exp.and_(
+            exp.EQ(this=_q("trace_id", "c"), expression=_q("trace_id", "p")),
+            exp.EQ(this=_q("parent_span_id", "c"), expression=_q("span_id", "p")),
+        )
+        dur = _q("duration_ms", "c")
+        sel = (
+            exp.select(
+                exp.alias_(_q("service_name", key), alias, quoted=False),
+                exp.alias_(exp.Count(this=exp.Star()), "calls", quoted=False),
+                exp.alias_(_is_error(_q("status_code", "c")), "errors", quoted=False),
+                *_latency(dur, dialect, (0.99,)),
+            )
+            .from_(exp.alias_(exp.to_table(table), "c", table=True))
+            .join(exp.alias_(exp.to_table(table), "p", table=True), on=on, join_type="inner")
+            .where(exp.and_(*_where(parts, plan, side)))
+            .group_by(_q("service_name", key))
+            .order_by(exp.Ordered(this=exp.column("calls"), desc=True))
+            .order_by(exp.Ordered(this=exp.column(alias), desc=False))
+        )
+        return sel.limit(plan.limit)
+    if plan.intent == "slow":
+        s = lambda n: _q(n, "s")  # noqa: E731
+        virtual = exp.Case(
+            ifs=[
+                exp.If(this=exp.Not(this=exp.Is(this=s("peer.service"), expression=exp.Null())),
+                       true=s("peer.service")),
+                exp.If(this=exp.Not(this=exp.Is(this=s("db.system"), expression=exp.Null())),
+                       true=exp.Case(
+                           ifs=[exp.If(this=exp.Is(this=s("db.namespace"), expression=exp.Null()),
+                                       true=s("db.system"))],
+                           default=exp.Concat(expressions=[
+                               s("db.system"), exp.Literal.string("/"), s("db.namespace")]),
+                       )),
+            ],
+            default=exp.Case(
+                ifs=[exp.If(this=exp.Is(this=s("messaging.destination.name"), expression=exp.Null()),
+                            true=s("messaging.system"))],
+                default=exp.Concat(expressions=[
+                    s("messaging.system"), exp.Literal.string("/"), s("messaging.destination.name")]),
+            ),
+        )  # fmt: skip
+        dep = exp.Coalesce(this=_q("service_name", "c"), expressions=[virtual])
+        callee = (
+            exp.select(
+                col("trace_id"), col("parent_span_id"), col("service_name"),
+                col("status_code"), col("duration_ms"),
+            )
+            .from_(table)
+            .where(exp.and_(
+                exp.GTE(this=col(plan.time_column), expression=ts(plan.time_range.start)),
+                exp.LT(this=col(plan.time_column), expression=ts(plan.time_range.end)),
+            ))
+        )  # fmt: skip
+        on = exp.and_(
+            exp.EQ(this=_q("trace_id", "c"), expression=s("trace_id")),
+            exp.EQ(this=_q("parent_span_id", "c"), expression=s("span_id")),
+            exp.NEQ(this=_q("service_name", "c"), expression=s("service_name")),
+        )
+        reach = exp.or_(
+            exp.Not(this=exp.Is(this=_q("service_name", "c"), expression=exp.Null())),
+            exp.and_(
+                exp.In(this=s("kind"), expressions=[exp.Literal.string("CLIENT"),
+                                                   exp.Literal.string("PRODUCER")]),
+                exp.Paren(this=exp.or_(*[
+                    exp.Not(this=exp.Is(this=s(n), expression=exp.Null()))
+                    for n in ("db.system", "messaging.system", "peer.service")
+                ])),
+            ),
+        )  # fmt: skip
+        parts = [*_window(plan, "s"), exp.Paren(this=reach)]
+        dur = exp.Coalesce(this=_q("duration_ms", "c"), expressions=[s("duration_ms")])
+        status = exp.Coalesce(this=_q("status_code", "c"), expressions=[s("status_code")])
+        sel = (
+            exp.select(
+                exp.alias_(dep, "dependency", quoted=False),
+                exp.alias_(exp.Count(this=exp.Star()), "calls", quoted=False),
+                exp.alias_(_is_error(status), "errors", quoted=False),
+                *_latency(dur, dialect, (0.5, 0.99)),
+                exp.alias_(exp.Max(this=dur.copy()), "max_ms", quoted=False),
+            )
+            .from_(exp.alias_(exp.to_table(table), "s", table=True))
+            .join(exp.alias_(exp.Subquery(this=callee), "c", table=True), on=on, join_type="left")
+            .where(exp.and_(*_where(parts, plan, lambda f: "s")))
+            .group_by(dep.copy())
+            .order_by(exp.Ordered(this=exp.column("p99_ms"), desc=True))
+            .order_by(exp.Ordered(this=exp.column("dependency"), desc=False))
+        )
+        return sel.limit(plan.limit)
+    _ = count
+    raise ValueError(f"not an APM intent: {plan.intent}")
+
+
 def to_ast(plan: QueryPlan, dialect: str = "duckdb") -> exp.Select:
     """The plan as a sqlglot SELECT (``dialect`` is a sqlglot dialect name)."""
+    if plan.intent in APM_INTENTS:
+        return _apm_ast(plan, dialect)
     where = where_expr(plan)
     table = exp.to_table(plan.table)
     count = exp.alias_(exp.Count(this=exp.Star()), "count", quoted=False)

@@ -29,7 +29,7 @@ from mantissa.ask.timerange import TimeRange, default_range
 from mantissa.ask.understand import understand
 from mantissa.engines.base import to_jsonable
 from mantissa.engines.guard import guard
-from mantissa.engines.pruning import time_bounds
+from mantissa.engines.pruning import TIME_COLUMNS, time_bounds
 from mantissa.errors import ConfigError, LLMError, QueryError, QueryRejected
 from mantissa.llm.base import LLMConfig, LLMProvider, PromptCache, get_provider
 
@@ -127,11 +127,15 @@ def _clamp(plan: QueryPlan) -> QueryPlan:
     return plan
 
 
-def check_sql(sql: str, allowed: list[str], now: dt.datetime) -> str:
-    """The guard plus the ask tier's own rule: a bounded time filter must be present."""
+def check_sql(
+    sql: str, allowed: list[str], now: dt.datetime, time_column: str | None = None
+) -> str:
+    """The guard plus the ask tier's own rule: a bounded time filter must be present
+    (on ``time_column``, the table's own: ``start_time`` for traces, ``time`` for metrics)."""
     guarded = guard(sql, allowed, max_limit=MAX_LIMIT)
     where = guarded.expression.args.get("where")
-    lo, hi = time_bounds(where, now)
+    cols = TIME_COLUMNS | {time_column} if time_column else TIME_COLUMNS
+    lo, hi = time_bounds(where, now, columns=cols)
     if lo is None or hi is None:
         raise QueryRejected("questions must be bounded in time", hint="name a time window")
     if hi - lo > MAX_WINDOW + dt.timedelta(days=1):
@@ -387,7 +391,7 @@ def answer(
     rounds = 0
     while True:
         duck_sql = render(plan, "duckdb")
-        checked = check_sql(duck_sql, allowed, now)
+        checked = check_sql(duck_sql, allowed, now, plan.time_column)
         out.sql = duck_sql if sg_dialect == "duckdb" else render(plan, dialect)
         out.plan = plan.model_dump(mode="json")
         out.intent = plan.intent

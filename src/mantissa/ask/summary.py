@@ -42,6 +42,8 @@ def describe(plan: QueryPlan) -> str:
             pre = {"src_ip": "from", "dst_ip": "to"}[f.column]
             neg = "not " if f.op in ("ne", "not_cidr") else ""
             tail.append(f"{neg}{pre} {shown}")
+        elif f.op in ("is_null", "not_null") and not f.label:
+            tail.append(f"{'without' if f.op == 'is_null' else 'with'} {f.column}")
         elif f.column not in ("outcome", "event_type") and not f.label:
             tail.append(
                 f"where {f.column.split('$')[-1].lstrip('.')} {'is not' if f.op in ('ne', 'not_in') else 'is'} {shown}"
@@ -66,6 +68,8 @@ def summarize(
     what = describe(plan)
     when = plan.time_range.label
     recs = [dict(zip(columns, r, strict=False)) for r in rows]
+    if plan.intent in ("callers", "callees", "slow", "traces"):
+        return _apm_summary(plan, recs, when)
     if plan.intent == "count":
         n = rows[0][0] if rows else 0
         if plan.metric.func == "count_distinct":
@@ -127,3 +131,38 @@ def summarize(
     )
     more = "+" if len(rows) >= plan.limit else ""
     return f"{len(rows)}{more} {what} ({when}){extra}."
+
+
+def _apm_summary(plan: QueryPlan, recs: list[dict[str, Any]], when: str) -> str:
+    svc = next(
+        (str(f.value) for f in plan.filters if f.column == "service_name" and f.op == "eq"), "?"
+    )
+    if plan.intent == "traces":
+        if not recs:
+            return f"No traces with {describe(plan)} ({when})."
+        more = "+" if len(recs) >= plan.limit else ""
+        errs = sum(1 for r in recs if r.get("errors"))
+        return (
+            f"{len(recs)}{more} traces with {describe(plan)} ({when}), newest first; "
+            f"{errs} of them with errors."
+        )
+
+    def one(r: dict[str, Any], name: str) -> str:
+        err = f", {_fmt(r.get('errors'))} errors" if r.get("errors") else ""
+        return f"{r.get(name)} ({_fmt(r.get('calls'))} calls, p99 {_fmt(r.get('p99_ms'))} ms{err})"
+
+    if plan.intent == "slow":
+        if not recs:
+            return f"{svc} made no calls to other services or databases in the {when}."
+        head = recs[0]
+        rest = (
+            "; then " + ", ".join(one(r, "dependency") for r in recs[1:3]) if len(recs) > 1 else ""
+        )
+        return f"{svc} waits longest on {one(head, 'dependency')} over the {when}{rest}."
+    name = "caller" if plan.intent == "callers" else "callee"
+    if not recs:
+        verb = "is called by no other service" if name == "caller" else "calls no other service"
+        return f"{svc} {verb} in the {when}."
+    listed = ", ".join(one(r, name) for r in recs[:5]) + (" …" if len(recs) > 5 else "")
+    verb = "is called by" if name == "caller" else "calls"
+    return f"{svc} {verb} {listed} ({when})."

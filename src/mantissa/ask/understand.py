@@ -69,6 +69,9 @@ class Understanding:
     quantile: float | None = None
     ascending: bool = False
     count_distinct: bool = False
+    #: An APM relation the question asks about: ``callers`` / ``callees`` of a service,
+    #: why it is ``slow`` (its slowest dependencies), or ``traces`` (one row per trace).
+    apm: str | None = None
 
     def of(self, kind: str) -> list[Match]:
         return [m for m in self.matches if m.kind == kind]
@@ -175,6 +178,14 @@ def phrase_index(lex: Lexicon) -> PhraseIndex:
             sw = split_words(v)
             if sw != v.lower():
                 add(sw, "event_type", (info.name, v))
+        for col in info.hints.get("value_columns") or []:
+            # named values of a column ("process.cpu.utilization" of metrics.name), also
+            # by their trailing words ("cpu utilization")
+            for v in info.values.get(col, {}):
+                add(v, "value", (info.name, col, v))
+                words = split_words(v).split()
+                for k in range(2, len(words) + 1):
+                    add(" ".join(words[-k:]), "value", (info.name, col, v))
         svc_col = info.hints.get("service_column")
         for col in (svc_col, "service_name"):
             if not col:
@@ -261,6 +272,60 @@ def classify_intent(q: str, by_dim: bool = False) -> str:
     return "search"
 
 
+# -- APM relations -------------------------------------------------------------------
+
+_SVC = r"[a-z0-9][a-z0-9_.\-]*"
+_CALL = r"(?:call|calls|invoke|invokes|use|uses|hit|hits|talk to|talks to|depend on|depends on|send requests to|sends requests to)"
+# (intent, pattern); the words a pattern matched are removed before tokenizing, the
+# service name (group ``svc``) is kept so it is matched as a service.
+_APM_RULES: list[tuple[str, str]] = [
+    (
+        "slow",
+        rf"\b(?:why\s+(?:is|are|was|were|does|do)\s+(?P<svc>{_SVC})(?:\s+service)?\s+"
+        r"(?:so\s+|being\s+|running\s+|getting\s+)?(?:slow|slower|sluggish|lagging|degraded|"
+        r"taking\s+so\s+long|have\s+high\s+latency|latency\s+so\s+high)"
+        r"|what\s+(?:is\s+)?mak(?:es|ing)\s+(?P<svc2>" + _SVC + r")\s+slow(?:er)?"
+        r"|where\s+does\s+(?P<svc3>" + _SVC + r")\s+spend\s+(?:its\s+)?time"
+        r"|(?:root\s+)?cause\s+of\s+(?:the\s+)?(?P<svc4>" + _SVC + r")\s+(?:slowness|latency)"
+        r"|(?P<svc5>" + _SVC + r")\s+(?:slowness|slowdown|latency\s+spike)\s+cause)\b",
+    ),
+    (
+        "callees",
+        rf"\b(?:(?:what|which)\s+(?:other\s+)?(?:services?\s+|dependencies\s+|apis?\s+)?"
+        rf"(?:does|do|did)\s+(?P<svc>{_SVC})\s+{_CALL}"
+        r"|(?:dependencies|downstream(?:\s+services)?|callees|outbound\s+calls)\s+(?:of|for|from)"
+        r"|(?:called|used|invoked)\s+by"
+        r"|(?P<svc2>"
+        + _SVC
+        + r")\s+(?:dependencies|depends\s+on\s+what|downstream(?:\s+services)?|callees)"
+        r"|downstream\s+(?:of|from))\b",
+    ),
+    (
+        "callers",
+        rf"\b(?:(?:who|what|which)\s+(?:other\s+)?(?:services?\s+|clients?\s+|callers?\s+)?"
+        rf"(?:is\s+|are\s+)?(?:{_CALL}|calling|invoking|depending\s+on|using|hitting)"
+        r"|(?:callers|upstream(?:\s+services)?|clients|inbound\s+calls)\s+(?:of|for|to|into)"
+        r"|upstream\s+(?:of|from))\b",
+    ),
+]
+
+
+def apm_relation(text: str) -> tuple[str | None, str]:
+    """``(relation, text without the relation words)`` for an APM question, or
+    ``(None, text)``."""
+    low = text.lower()
+    for name, rx in _APM_RULES:
+        m = re.search(rx, low)
+        if not m:
+            continue
+        svc = next((g for k, g in m.groupdict().items() if g and k.startswith("svc")), None)
+        keep = f" {svc} " if svc else " "
+        return name, text[: m.start()] + keep + text[m.end() :]
+    if re.search(r"\btraces\b", low) and not re.search(r"\bspans?\b", low):
+        return "traces", text
+    return None, text
+
+
 # -- the parse -----------------------------------------------------------------------
 
 
@@ -285,11 +350,15 @@ def _fuzzy(word: str, vocab: set[str]) -> str | None:
     return hits[0] if hits else None
 
 
-def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> Understanding:
+def understand(
+    question: str, lex: Lexicon, now: dt.datetime | None = None, apm: bool = True
+) -> Understanding:
     """Parse ``question`` against the lexicon."""
     q = question.strip()
     primary, more, rest = parse_time(q, now)
     u = Understanding(question=q, time=primary, more_times=more)
+    if apm:
+        u.apm, rest = apm_relation(rest)
     rest = re.sub(r"(?<=[A-Za-z])['’]s\b", "", rest)
     rest = re.sub(r"\bnon-(?=[A-Za-z])", "non ", rest, flags=re.I)
     rest = re.sub(r"\b\d+(st|nd|rd|th)\b", " ", rest)
@@ -370,7 +439,16 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
             payload = (
                 [p for _, p in group]
                 if kind
-                in ("event_type", "service", "table", "provider", "native_dim", "measure", "user")
+                in (
+                    "event_type",
+                    "service",
+                    "value",
+                    "table",
+                    "provider",
+                    "native_dim",
+                    "measure",
+                    "user",
+                )
                 else payload
             )
             u.matches.append(
@@ -379,12 +457,13 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
                     payload,
                     text,
                     pending_neg
-                    if kind in ("country", "user", "event_type", "service", "outcome", "concept")
+                    if kind
+                    in ("country", "user", "event_type", "service", "value", "outcome", "concept")
                     else False,
                     pending_role,
                 )
             )
-            if kind in ("country", "user", "event_type", "service", "outcome", "concept"):
+            if kind in ("country", "user", "event_type", "service", "value", "outcome", "concept"):
                 pending_neg = False
             i += length
             matched = True
@@ -461,7 +540,25 @@ def understand(question: str, lex: Lexicon, now: dt.datetime | None = None) -> U
         u.intent = "percentile"
     if len(u.more_times) >= 1 and u.intent != "percentile":
         u.intent = "compare"
+    if u.apm and not _about_traces(u):
+        # "who uses the root account" is not a service call graph question
+        return understand(question, lex, now, apm=False)
     return u
+
+
+def _about_traces(u: Understanding) -> bool:
+    tables: set[str] = set()
+    for m in u.of("service"):
+        tables.update(t for t, _, _ in m.payload)
+    for m in u.of("table"):
+        tables.update(m.payload)
+    for m in u.of("native_dim") + u.of("measure"):
+        tables.update(t for t, _ in m.payload)
+    if u.apm == "traces":
+        return True  # the word "traces" itself (possibly inside "error traces")
+    return "traces" in {t for m in u.of("service") for t, _, _ in m.payload} or (
+        not u.of("service") and "traces" in tables
+    )
 
 
 def _compose(u: Understanding, tokens: list[str]) -> None:

@@ -76,9 +76,14 @@ def _parse_ts(text: str) -> dt.datetime | None:
 
 
 def time_bounds(
-    where: exp.Expression | None, now: dt.datetime, qualifier: str | None = None
+    where: exp.Expression | None,
+    now: dt.datetime,
+    qualifier: str | None = None,
+    columns: set[str] | frozenset[str] | None = None,
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Lower and upper bound of the time column from the top-level AND of ``where``."""
+    """Lower and upper bound of the time column from the top-level AND of ``where``
+    (time columns: :data:`TIME_COLUMNS`, or ``columns``, e.g. a table's own)."""
+    names = {c.lower() for c in columns} if columns is not None else TIME_COLUMNS
     lo: dt.datetime | None = None
     hi: dt.datetime | None = None
     if where is None:
@@ -89,7 +94,7 @@ def time_bounds(
     def is_time_col(e: exp.Expression) -> bool:
         return (
             isinstance(e, exp.Column)
-            and e.name.lower() in TIME_COLUMNS
+            and e.name.lower() in names
             and (qualifier is None or not e.table or e.table.lower() == qualifier)
         )
 
