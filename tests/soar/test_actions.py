@@ -4,9 +4,7 @@ Cloudflare and CrowdStrike Falcon stubs, run_query, update_asset, run_script, ti
 from __future__ import annotations
 
 import json
-import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +15,6 @@ from mantissa.soar.store import PlaybookStore
 from tests.alerts.stubs import StubServer
 from tests.soar.conftest import playbook
 from tests.soar.stubs import CF_TOKEN, FALCON_ID, FALCON_SECRET, CloudflareStub, FalconStub
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

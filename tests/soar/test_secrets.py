@@ -1,10 +1,14 @@
 """A seeded secret is found in no log, record, API response or database file, even when a
-vendor echoes it back in an error."""
+vendor echoes it back in an error: for ``${env:VAR}`` and for ``${secret:NAME}`` from each
+backend (AWS Secrets Manager through moto in server mode, the environment, a folder of
+files), on SQLite and PostgreSQL. Plus the backends' own contracts (errors name the secret,
+never its value; a file name cannot leave its folder; values are cached briefly)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +42,62 @@ def _db_text(rt: Any) -> str:
     return "\n".join(out)
 
 
+SOURCES = ["env_ref", "aws_secrets_manager", "env_backend", "file_backend"]
+
+
+@pytest.fixture(params=SOURCES)
+def secret_runtime(
+    request: pytest.FixtureRequest,
+    make_runtime: Any,
+    okta: Any,
+    state_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
+    """A runtime whose Okta connection's token is OKTA_TOKEN, seeded in one of SOURCES."""
+    from mantissa.secrets import clear_cache
+
+    clear_cache()
+    source = request.param
+    secrets_cfg: dict[str, Any] | None = None
+    token = "${env:OKTA_TOKEN}"
+    if source == "aws_secrets_manager":
+        import boto3
+
+        url = request.getfixturevalue("moto_url")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        name = f"prod/okta-{uuid.uuid4().hex[:8]}"
+        boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url).create_secret(
+            Name=name, SecretString=json.dumps({"token": OKTA_TOKEN, "org": "acme"})
+        )
+        monkeypatch.delenv("OKTA_TOKEN")  # only the backend knows it
+        secrets_cfg = {"backend": "aws_secrets_manager", "region": "us-east-1", "endpoint_url": url}
+        token = "${secret:" + name + "#token}"
+    elif source == "env_backend":
+        monkeypatch.delenv("OKTA_TOKEN")
+        monkeypatch.setenv("MANTISSA_SECRET_OKTA_MAIN_TOKEN", OKTA_TOKEN)
+        token = "${secret:okta-main-token}"
+    elif source == "file_backend":
+        monkeypatch.delenv("OKTA_TOKEN")
+        folder = tmp_path / "run-secrets"  # outside the data dir, like /run/secrets
+        folder.mkdir()
+        (folder / "okta_token").write_text(OKTA_TOKEN + "\n")
+        secrets_cfg = {"backend": "file", "path": str(folder)}
+        token = "${secret:okta_token}"
+    cfg: dict[str, Any] = {
+        "connections": {"okta_main": {"type": "okta", "base_url": okta[1].url, "token": token}}
+    }
+    if secrets_cfg:
+        cfg["secrets"] = secrets_cfg
+    return make_runtime(cfg, state_url)
+
+
 def test_secret_never_leaks(
-    okta_runtime: Any, okta: Any, caplog: pytest.LogCaptureFixture, cli: Any
+    secret_runtime: Any, okta: Any, caplog: pytest.LogCaptureFixture, cli: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    rt = okta_runtime
+    rt = secret_runtime
     echo = StubServer(_echo)
     try:
         PlaybookStore(rt).import_text(
@@ -114,3 +169,58 @@ def test_secret_never_leaks(
         assert okta[0].effects == [("revoke_sessions", "00ub0b"), ("suspend", "00ub0b")]
     finally:
         echo.close()
+
+
+def test_backend_contracts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_url: str) -> None:
+    import boto3
+
+    from mantissa.errors import ConfigError
+    from mantissa.secrets import SecretsConfig, clear_cache, resolve
+
+    clear_cache()
+    # file: a plain file name only; a missing one names the secret, not a value
+    (tmp_path / "tok").write_text("s3cr3t-file-value\n")
+    fcfg = SecretsConfig(backend="file", path=str(tmp_path))
+    assert resolve("Bearer ${secret:tok}", fcfg) == "Bearer s3cr3t-file-value"
+    for bad in ("../etc/passwd", "a/b", ".hidden"):
+        with pytest.raises(ConfigError):
+            resolve("${secret:" + bad + "}", fcfg)
+    with pytest.raises(ConfigError, match="no file nope"):
+        resolve("${secret:nope}", fcfg)
+    # env: prefix + NAME upper-cased; ${env:} still works beside it
+    monkeypatch.setenv("MANTISSA_SECRET_CF_API", "cf-value-123")
+    monkeypatch.setenv("PLAIN", "plain-value")
+    assert resolve("${secret:cf.api}:${env:PLAIN}", SecretsConfig()) == "cf-value-123:plain-value"
+    with pytest.raises(ConfigError, match="MANTISSA_SECRET_MISSING is not set"):
+        resolve("${secret:missing}", SecretsConfig())
+    with pytest.raises(ConfigError, match="unknown backend"):
+        resolve("${secret:x}", SecretsConfig(backend="vault9"))
+    # AWS Secrets Manager (moto server): plain and JSON secrets, errors without values,
+    # a short cache, and rotation seen once the cache has expired
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_url)
+    name = f"ci/{uuid.uuid4().hex[:8]}"
+    sm.create_secret(Name=name, SecretString="first-value-abc")
+    sm.create_secret(Name=name + "-json", SecretString='{"k": "json-value-xyz"}')
+    acfg = SecretsConfig(
+        backend="aws_secrets_manager", region="us-east-1", endpoint_url=moto_url, cache_secs=0.5
+    )
+    assert resolve("${secret:" + name + "}", acfg) == "first-value-abc"
+    assert resolve("${secret:" + name + "-json#k}", acfg) == "json-value-xyz"
+    with pytest.raises(ConfigError) as err:
+        resolve("${secret:" + name + "-json#nokey}", acfg)
+    assert "json-value-xyz" not in str(err.value) and "nokey" in str(err.value)
+    with pytest.raises(ConfigError, match="ResourceNotFoundException"):
+        resolve("${secret:ci/absent}", acfg)
+    sm.put_secret_value(SecretId=name, SecretString="second-value-def")
+    assert resolve("${secret:" + name + "}", acfg) == "first-value-abc"  # cached
+    import time
+
+    time.sleep(0.6)
+    assert resolve("${secret:" + name + "}", acfg) == "second-value-def"  # rotation seen
+    down = SecretsConfig(
+        backend="aws_secrets_manager", region="us-east-1", endpoint_url="http://127.0.0.1:9"
+    )
+    with pytest.raises(ConfigError, match="unreachable"):
+        resolve("${secret:" + name + "}", down)

@@ -20,7 +20,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mantissa.config import resolve_secret
 from mantissa.errors import MantissaError, NotFound
 from mantissa.soar.schema import approvals, executions
 from mantissa.state.store import as_utc, leases, utcnow
@@ -319,7 +318,9 @@ def decide(
 def _key(runtime: Any) -> bytes:
     cfg = __import__("mantissa.soar.config", fromlist=["soar_config"]).soar_config(runtime)
     if cfg.approval.link_secret:
-        return (resolve_secret(cfg.approval.link_secret) or "").encode()
+        from mantissa.secrets import resolve, secrets_config
+
+        return (resolve(cfg.approval.link_secret, secrets_config(runtime)) or "").encode()
     k = runtime.state.get("soar", "link_key")
     if not k:
         k = _secrets.token_urlsafe(32)

@@ -4,7 +4,8 @@
       okta_main: {type: okta, base_url: https://acme.okta.com, token: "${env:OKTA_TOKEN}"}
 
 Every connection has a ``type`` and a ``base_url``; other keys are vendor options.
-``${env:NAME}`` references resolve at send time (never stored, logged or returned).
+``${env:NAME}`` and ``${secret:NAME}`` (a backend of the ``secrets:`` section, e.g. AWS
+Secrets Manager) references resolve at send time (never stored, logged or returned).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, RootModel
+from pydantic import BaseModel, ConfigDict, PrivateAttr, RootModel
 
-from mantissa.config import resolve_secret
-from mantissa.errors import ConfigError
+from mantissa.errors import ConfigError, MantissaError
+from mantissa.secrets import SecretsConfig, resolve
 
 SECRET_KEYS = re.compile(r"token|secret|password|api_key|apikey|key_id|private|credential", re.I)
 _REF = re.compile(r"\$\{(env|secret):[^}]+\}")
@@ -25,22 +26,24 @@ class Connection(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
     base_url: str
+    _secrets: SecretsConfig = PrivateAttr(default_factory=SecretsConfig)
 
     def option(self, name: str, default: Any = None) -> Any:
         return (self.model_extra or {}).get(name, default)
 
     def secret(self, name: str) -> str | None:
-        """Resolve the option ``name`` now (``${env:VAR}``), for one request."""
+        """Resolve the option ``name`` now (``${env:VAR}``, ``${secret:NAME}``), for one
+        request."""
         v = self.option(name)
-        return resolve_secret(v) if isinstance(v, str) else v
+        return resolve(v, self._secrets) if isinstance(v, str) else v
 
     def secret_values(self) -> list[str]:
         out = []
         for k, v in (self.model_extra or {}).items():
             if isinstance(v, str) and (SECRET_KEYS.search(k) or _REF.search(v)):
                 try:
-                    r = resolve_secret(v)
-                except ConfigError:
+                    r = resolve(v, self._secrets)
+                except MantissaError:
                     continue
                 if r and len(r) >= 4:
                     out.append(r)
@@ -52,7 +55,13 @@ class Connections(RootModel[dict[str, Connection]]):
 
 
 def load_connections(runtime: Any) -> dict[str, Connection]:
-    return runtime.config.section("connections", Connections).root
+    from mantissa.secrets import secrets_config
+
+    conns = runtime.config.section("connections", Connections).root
+    backend = secrets_config(runtime)
+    for c in conns.values():
+        c._secrets = backend
+    return conns
 
 
 def connection(runtime: Any, name: str | None, vendors: tuple[str, ...]) -> Connection:
