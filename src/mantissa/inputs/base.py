@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mantissa.config import _config_error, resolve_secret
 from mantissa.errors import ConfigError, InputAuthError, InputError, MantissaError
+from mantissa.lake.deadletter import Rejection
 from mantissa.lake.ingest import IngestSummary, Pipeline
 from mantissa.sources.base import get_source
 
@@ -129,6 +130,9 @@ class Batch:
     name: str = ""
     #: run after the batch is durable and checkpointed (SQS delete, Pub/Sub ack)
     on_durable: Callable[[], None] | None = None
+    #: records the input could not decode (bad base64, not JSON): dead-lettered with
+    #: the batch, before its checkpoint, so nothing is dropped silently
+    rejections: list[Rejection] = field(default_factory=list)
 
 
 _REGISTRY: dict[str, type[Input]] = {}
@@ -207,6 +211,12 @@ class Input(ABC):
             raise Stopped()
 
 
+class LongPollTimeout(InputError):
+    """A long-poll request (``Http.request(..., long_poll=True)``) got no answer in time."""
+
+    code = "input_long_poll_timeout"
+
+
 class Stopped(MantissaError):
     """The input was asked to stop mid-cycle; nothing past the last checkpoint is lost."""
 
@@ -247,12 +257,16 @@ class Http:
         throttles = 0
         refreshed = False
         extra_headers = kwargs.pop("headers", None) or {}
+        # a long poll (Pub/Sub pull) that times out reading means "nothing yet", not a fault
+        long_poll = kwargs.pop("long_poll", False)
         while True:
             headers = {**owner.auth_headers(), **extra_headers}
             self.requests += 1
             try:
                 resp = self.client.request(method, url, headers=headers, **kwargs)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if long_poll and isinstance(exc, httpx.ReadTimeout):
+                    raise LongPollTimeout(f"{owner.type} {_safe_url(url)}: no answer yet") from None
                 # timeouts, refused connections, TLS handshake failures: back off and retry
                 failures += 1
                 if failures > cfg.max_retries:
@@ -359,7 +373,7 @@ class TokenCache:
 
 
 # the extra that carries an input's SDK, when it is not named after the input
-_EXTRAS = {"s3": "aws"}
+_EXTRAS = {"s3": "aws", "gcp_audit": "gcp", "gcp_vpc_flow": "gcp"}
 
 
 def load_input_module(type_name: str) -> type[Input]:
@@ -564,6 +578,8 @@ class Runner:
             pipeline = self._pipeline(source_name)
             for batch in inp.batches(cursor):
                 summary = IngestSummary(source_name)
+                if batch.rejections:
+                    pipeline.dead_letter(batch.rejections, summary)
                 if batch.data is not None or batch.events:
                     body = batch.data
                     if body is None:

@@ -393,6 +393,10 @@ class Pipeline:
         self._run_batch(rejections, summary)
         self.con.execute("DELETE FROM _pending")
 
+    def dead_letter(self, rejections: list[Rejection], summary: IngestSummary) -> None:
+        """Store records a caller could not decode (collectors) in the dead-letter store."""
+        self._reject(rejections, summary)
+
     def _reject(self, rejections: list[Rejection], summary: IngestSummary) -> None:
         if not rejections:
             return
