@@ -440,7 +440,7 @@ class StubBigQuery:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             con.execute(
                 f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}], '
-                "hive_partitioning = true, union_by_name = true)"
+                "hive_partitioning = true, union_by_name = true, hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER})"
             )
         for (ds, name), t in views:
             sql, _ = self._duckdb_sql(
