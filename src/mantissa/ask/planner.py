@@ -176,6 +176,21 @@ def plan_question(
                     )
                 )
     for m in u.of("outcome"):
+        # a table without the common outcome column says what failure means for it
+        # (traces: status ERROR)
+        spec = (info.hints.get("outcomes") or {}).get(m.payload)
+        if spec is not None:
+            neg = {"eq": "ne", "ne": "eq", "in": "not_in", "not_in": "in"}
+            op = spec.get("op", "eq")
+            filters.append(
+                Filter(
+                    column=spec["column"],
+                    op=neg.get(op, op) if m.negated else op,
+                    value=spec.get("value"),
+                    label="failed" if m.payload == "failure" else "successful",
+                )
+            )
+            continue
         filters.append(Filter(column="outcome", op="ne" if m.negated else "eq", value=m.payload))
     countries = [m for m in u.of("country")]
     pos = [m.payload for m in countries if not m.negated]
@@ -273,8 +288,11 @@ def plan_question(
     dims: list[str] = []
     for m in u.matches:
         if m.kind == "dim" and m.payload not in dims:
+            native = (info.hints.get("columns") or {}).get(m.text)
             if m.payload in info.columns:
                 dims.append(m.payload)
+            elif native and native in info.columns and native not in dims:
+                dims.append(native)  # "operation": event_type in logs, name in traces
         elif m.kind == "native_dim":
             for t, col in m.payload:
                 if t == table and col not in dims:
@@ -513,6 +531,8 @@ def _default_dim(u: Understanding, table: str, info: Any) -> str:
         return "user"
     if table == EVENTS_VIEW:
         return "source"
+    if "event_type" not in info.columns and info.hints.get("default_dimension"):
+        return str(info.hints["default_dimension"])
     return "event_type"
 
 
