@@ -432,7 +432,7 @@ class GraphStub(EntraStub):
             if tok in self.expired_skiptokens:
                 return self._err(400, "BadRequest", "Invalid or expired skip token")
             try:
-                lo_s, hi_s, pos_s, top_s = json.loads(
+                lo_s, hi_s, pos_s, top_s, _nonce = json.loads(
                     base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
                 )
             except ValueError:
@@ -471,7 +471,9 @@ class GraphStub(EntraStub):
         if pos + top < len(rows):
             tok = (
                 base64.urlsafe_b64encode(
-                    json.dumps([lo.isoformat(), hi.isoformat(), pos + top, top]).encode()
+                    json.dumps(
+                        [lo.isoformat(), hi.isoformat(), pos + top, top, uuid.uuid4().hex[:8]]
+                    ).encode()
                 )
                 .decode()
                 .rstrip("=")

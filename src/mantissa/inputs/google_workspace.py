@@ -232,6 +232,7 @@ class GoogleWorkspace(Input):
                 return
             # the window is fixed until all its pages are read
             state = {"start": iso(start), "end": iso(end)}
+        restarted = False
         for _ in range(cfg.max_pages):
             params: dict[str, Any] = {
                 "startTime": state["start"],
@@ -245,7 +246,8 @@ class GoogleWorkspace(Input):
             try:
                 body, _ = self.http.json("GET", url, params=params)
             except InputError as exc:
-                if state.get("page") and "HTTP 400" in str(exc):
+                if state.get("page") and "HTTP 400" in str(exc) and not restarted:
+                    restarted = True
                     # a page token Google no longer honours: re-read the window (dedup)
                     state.pop("page")
                     continue
