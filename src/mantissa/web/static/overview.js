@@ -1,5 +1,6 @@
 // Overview: events per source over time (stacked bars in SVG), open alerts by severity,
-// top alerting rules, and ingestion health (last event per source, dead letters).
+// top alerting rules, ingestion health (last event per source, dead letters) and the
+// health of each collector input (cursor, lag, events and errors in the last hour, next run).
 
 import { api, ago, boot, clear, dataTable, el, errorBox, fmtTime, severityBadge } from "./common.js";
 
@@ -70,6 +71,7 @@ function swatch(fill) {
 
 async function load() {
   clear(body, el("p", { class: "muted" }, "Loading…"));
+  const inputsPromise = inputsHealth(); // in parallel; renders its own error box
   let data;
   try {
     data = await api("/overview", { query: { hours: hoursSel.value } });
@@ -77,6 +79,7 @@ async function load() {
     clear(body, errorBox(err));
     return;
   }
+  const inputs = await inputsPromise;
   const sev = data.alerts.by_severity || {};
   const cards = el("div", { class: "cards" },
     el("a", { class: "stat", href: "/console/alerts?status=open" }, el("strong", { id: "open-alerts" }, String(data.alerts.open ?? 0)), "open alerts"),
@@ -111,7 +114,57 @@ async function load() {
       data.events_error ? errorBox({ message: data.events_error }) : chart(data.events)),
     el("div", { class: "grid2" },
       el("section", { class: "card" }, el("h2", {}, "Top alerting rules"), top),
-      el("section", { class: "card" }, el("h2", {}, "Ingestion health"), health)));
+      el("section", { class: "card" }, el("h2", {}, "Ingestion health"), health)),
+    el("section", { class: "card", id: "inputs-card" }, el("h2", {}, "Collector inputs"), inputs));
+}
+
+const STATE_CLASS = { ok: "sev-low", running: "sev-informational", error: "sev-high", auth_failed: "sev-critical" };
+
+function lagText(secs) {
+  if (secs == null) return "";
+  if (secs < 120) return `${Math.round(secs)}s`;
+  if (secs < 7200) return `${Math.round(secs / 60)}m`;
+  if (secs < 172800) return `${Math.round(secs / 3600)}h`;
+  return `${Math.round(secs / 86400)}d`;
+}
+
+function cursorText(c) {
+  if (!c) return "";
+  const text = typeof c === "object" ? Object.entries(c).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ") : String(c);
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+// per-input collector health (GET /inputs/status, what `mantissa inputs status` lists)
+async function inputsHealth() {
+  let data;
+  try {
+    data = await api("/inputs/status");
+  } catch (err) {
+    return errorBox(err);
+  }
+  const note = data.config_error ? errorBox({ message: `inputs config: ${data.config_error}` }) : null;
+  if (!data.inputs.length) {
+    return el("div", {}, note, el("p", { class: "muted" }, "No collector inputs configured (see docs/collect.md)."));
+  }
+  const cols = ["input", "type", "state", "last cursor", "last event", "lag", "events 1h", "errors 1h", "next run", "last error"];
+  const table = dataTable(cols,
+    data.inputs.map((i) => [i.id, i.type, i.state, i.last_cursor, i.last_event_time, i.lag_secs, i.events_last_hour,
+      i.errors_last_hour, i.next_run, i.last_error]), {
+      rowClass: (row) => (row[2] === "error" || row[2] === "auth_failed" ? "input-failing" : null),
+      render: (col, v) => {
+        if (col === "state") return el("span", { class: `badge ${STATE_CLASS[v] || ""}` }, String(v).replace("_", " "));
+        if (col === "last cursor") return el("code", { title: v ? JSON.stringify(v) : "" }, cursorText(v));
+        if (col === "last event") return v ? el("time", { datetime: v, title: fmtTime(v) }, ago(v)) : "never";
+        if (col === "lag") return lagText(v);
+        if (col === "next run") return v ? el("time", { datetime: v, title: fmtTime(v) }, fmtTime(v)) : "";
+        if (col === "errors 1h") return v ? el("span", { class: "badge sev-high" }, String(v)) : "0";
+        if (col === "last error") return v ? el("span", { class: "input-error", title: `${v.at || ""} ${v.code || ""}` }, v.message || v.code || "") : "";
+        if (typeof v === "number") return v.toLocaleString();
+        return undefined;
+      },
+    });
+  table.id = "inputs-health";
+  return el("div", {}, note, table);
 }
 
 boot({});
