@@ -165,6 +165,7 @@ class ManagementActivityStub(EntraStub):
         #: content type → blobs [{contentId, contentCreated (datetime), records}]
         self.blobs: dict[str, list[dict[str, Any]]] = {}
         self.blob_gets = 0
+        self.expired: set[str] = set()  # contentIds listed but gone (404 AF20051)
         super().__init__(**kwargs)
 
     def add_blob(self, ct: str, created: dt.datetime, n: int) -> list[str]:
@@ -252,6 +253,10 @@ class ManagementActivityStub(EntraStub):
         if rest.startswith("/audit/") and h.command == "GET":
             self.blob_gets += 1
             cid = rest.removeprefix("/audit/")
+            if cid in self.expired:
+                return self._err(
+                    404, "AF20051", f"Content requested with the key {cid} has already expired."
+                )
             for blobs in self.blobs.values():
                 for b in blobs:
                     if b["contentId"] == cid:
@@ -326,6 +331,7 @@ class GraphStub(EntraStub):
     def __init__(self, **kwargs: Any) -> None:
         self.rows: dict[str, list[dict[str, Any]]] = {"signIns": [], "directoryAudits": []}
         self.expired_skiptokens: set[str] = set()
+        self.deny = False  # 403 Authorization_RequestDenied (no admin consent)
         super().__init__(**kwargs)
 
     def add_signins(self, n: int, start: dt.datetime, step: dt.timedelta) -> list[str]:
@@ -417,6 +423,12 @@ class GraphStub(EntraStub):
                 401,
                 "InvalidAuthenticationToken",
                 "Access token validation failure. Invalid audience.",
+            )
+        if self.deny:
+            return self._err(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
             )
         if self.throttle_next > 0:
             self.throttle_next -= 1

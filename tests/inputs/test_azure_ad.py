@@ -116,6 +116,7 @@ def test_throttling_retry_after(data_dir: Path, stub: GraphStub) -> None:
     assert sorted(ids(data_dir)) == sorted(want)
 
 
+@pytest.mark.slow  # waits on the clock: tokens renewed 60 s early live 1 s
 def test_token_renewed_before_expiry_and_on_401(data_dir: Path) -> None:
     stub = GraphStub(ttl=61)
     try:
@@ -230,3 +231,12 @@ def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path, stub: GraphStu
     assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
     final = ids(data_dir)
     assert len(final) == 500 and sorted(final) == sorted(want)  # no gap, no duplicate
+
+
+def test_missing_consent_is_an_auth_error(data_dir: Path, stub: GraphStub) -> None:
+    stub.deny = True  # token issued, but the app has no AuditLog.Read.All consent
+    write_config(data_dir, stub)
+    _, res = cycle(data_dir, ID)
+    assert res.error_code == "input_auth_failed"
+    assert "Authorization_RequestDenied: Insufficient privileges" in res.error
+    assert sum(r["path"].startswith("/v1.0/") for r in stub.requests) == 1  # no loop

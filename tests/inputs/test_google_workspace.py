@@ -115,6 +115,7 @@ def test_rate_limit_storm(data_dir: Path, stub: GoogleStub) -> None:
     assert sorted(uqs(data_dir)) == sorted(ids)
 
 
+@pytest.mark.slow  # waits on the clock: tokens renewed 60 s early live 1 s
 def test_token_renewed_before_expiry_and_after_revocation(data_dir: Path) -> None:
     # tokens live 61 s and are renewed 60 s early: a slow 6-page read spans several
     stub = GoogleStub(ttl=61)

@@ -116,6 +116,7 @@ def test_rate_limit_honours_retry_after(data_dir: Path, stub: ManagementActivity
     assert sorted(ids(data_dir)) == sorted(want)
 
 
+@pytest.mark.slow  # waits on the clock: tokens renewed 60 s early live 1 s
 def test_token_renewed_before_expiry(data_dir: Path) -> None:
     stub = ManagementActivityStub(ttl=61)  # renewed 60 s early: every second here
     try:
@@ -218,3 +219,21 @@ def test_kill_9_between_lake_write_and_checkpoint(
     assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
     final = ids(data_dir)
     assert len(final) == 300 and sorted(final) == sorted(want)  # no gap, no duplicate
+
+
+def test_expired_blob_is_reported_not_retried_forever(
+    data_dir: Path, stub: ManagementActivityStub
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    first = stub.add_blob(AAD, now - dt.timedelta(hours=3), 3)
+    stub.add_blob(AAD, now - dt.timedelta(hours=2), 3)
+    gone = stub.blobs[AAD][-1]["contentId"]
+    last = stub.add_blob(AAD, now - dt.timedelta(hours=1), 3)
+    stub.expired.add(gone)
+    write_config(data_dir, stub, content_types=f"[{AAD}]")
+    _, res = cycle(data_dir, ID)
+    # the cycle says so (inputs status), the other blobs are in, the next cycle is clean
+    assert not res.ok and "no longer available" in res.error and gone in res.error
+    assert sorted(ids(data_dir)) == sorted(first + last)
+    _, res2 = cycle(data_dir, ID)
+    assert res2.ok and res2.events == 0

@@ -114,6 +114,8 @@ class Microsoft365(Input):
         self.feed = self.base_url(cfg.resource) + f"/api/v1.0/{cfg.tenant_id}/activity/feed"
         self.token = EntraToken(self, cfg.login_url, cfg.tenant_id, cfg.resource)
         self.publisher = cfg.publisher_id or cfg.tenant_id
+        #: listed blobs that were gone when fetched (reported at the end of the cycle)
+        self.lost: list[str] = []
 
     def auth_headers(self) -> dict[str, str]:
         return self.token.header()
@@ -162,6 +164,13 @@ class Microsoft365(Input):
             for batch in self._content_type(ct, cursor):
                 cursor = batch.cursor
                 yield batch
+        if self.lost:
+            # not silent: the cycle reports it (inputs status), the checkpoint has moved on
+            # since retrying cannot bring an expired blob back
+            raise InputError(
+                f"microsoft_365: {len(self.lost)} listed content blob(s) were no longer "
+                f"available when fetched (expired or removed upstream): {', '.join(self.lost[:5])}"
+            )
 
     def _content_type(self, ct: str, cursor: dict[str, Any]) -> Iterator[Batch]:
         cfg: Microsoft365Config = self.config  # type: ignore[assignment]
@@ -228,6 +237,7 @@ class Microsoft365(Input):
                             exc,
                         )
                         records = []
+                        self.lost.append(cid)
                     else:
                         raise
                 done.append(cid)
