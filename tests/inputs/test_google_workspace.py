@@ -241,3 +241,19 @@ def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path, stub: GoogleSt
     assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
     final = uqs(data_dir)
     assert len(final) == 500 and sorted(final) == sorted(ids)  # no gap, no duplicate
+
+
+def test_lag_per_application(data_dir: Path, stub: GoogleStub) -> None:
+    write_config(data_dir, stub, lag="{calendar: 4h, default: 15m}")
+    rt = Runtime(data_dir)
+    cls, cfg = configured_inputs(rt)[ID]
+    inp = cls(ID, cfg)
+    assert inp.lag_for("calendar") == 4 * 3600 and inp.lag_for("login") == 900  # type: ignore[attr-defined]
+    inp.http.close()
+    write_config(data_dir, stub)
+    cls, cfg = configured_inputs(Runtime(data_dir))[ID]
+    inp = cls(ID, cfg)
+    # the documented defaults: minutes for most, an hour for saml, hours for calendar
+    assert inp.lag_for("admin") == 600 and inp.lag_for("saml") == 3600  # type: ignore[attr-defined]
+    assert inp.lag_for("calendar") == 3 * 3600  # type: ignore[attr-defined]
+    inp.http.close()
