@@ -35,3 +35,146 @@ def test_token_renewed_before_expiry(data_dir: Path) -> None:
         assert bad.error_code == "input_auth_failed" and "nope" not in bad.error
     finally:
         stub.close()
+
+
+# -- user-account bearer tokens, default history paths, failures, XML webhooks --------
+
+
+def run_account(data_dir: Path, stub, password: str = "pw-jamf", **extra: str):
+    from tests.inputs.stub_jamf import JamfAccountStub
+
+    assert isinstance(stub, JamfAccountStub)
+    opts = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    (data_dir / "mantissa.yaml").write_text(
+        f"inputs:\n  jamf:\n    type: jamf\n    url: https://acme.jamfcloud.com\n"
+        f"    base_url: {stub.url}\n    username: auditor\n    password: {password}\n"
+        "    page_size: 10\n    start: 1d\n    max_backoff: 2s\n" + opts
+    )
+    rt = Runtime(data_dir)
+    cls, cfg = configured_inputs(rt)["jamf"]
+    return rt, Runner(rt).cycle("jamf", cls, cfg)
+
+
+def jamf_ids(data_dir: Path) -> list[str]:
+    import duckdb
+
+    files = [str(f) for f in (data_dir / "lake").rglob("*.parquet")]
+    if not files:
+        return []
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT event_id FROM read_parquet(?, union_by_name=true) WHERE source='jamf'",
+            [files],
+        )
+        .fetchall()
+    )
+    return [r[0] for r in rows]
+
+
+def test_account_token_kept_alive_on_default_paths(data_dir: Path) -> None:
+    from mantissa.inputs.base import CURSOR_NS
+    from tests.inputs.stub_jamf import HISTORY, JamfAccountStub
+
+    stub = JamfAccountStub(ttl=61)  # renewed 60 s early: keep-alive before every call
+    try:
+        stub.add(40, dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))
+        stub.add(5, dt.datetime.now(dt.UTC) - dt.timedelta(days=3))  # before `start`
+        stub.delay = 0.3
+        rt, res = run_account(data_dir, stub)
+        assert res.ok, res.error
+        assert res.events == 40
+        assert set(stub.paths_seen) == set(HISTORY)  # the documented collections by default
+        assert stub.logins == 1 and stub.keep_alives >= 2 and stub.expired_used == 0
+        cur = rt.state.get(CURSOR_NS, "jamf")
+        assert set(cur) == set(HISTORY)
+        # steady state: only what is new since the saved date (ge: boundary re-read, dedup)
+        stub.delay = 0.0
+        stub.add(3, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        _, res2 = run_account(data_dir, stub)
+        assert res2.ok and res2.events == 3
+        _, bad = run_account(data_dir, stub, password="pw-wrong-99")
+        assert bad.error_code == "input_auth_failed" and "pw-wrong-99" not in bad.error
+    finally:
+        stub.close()
+
+
+def test_429_5xx_and_malformed_history(data_dir: Path) -> None:
+    from mantissa.inputs.base import CURSOR_NS
+    from tests.inputs.stub_jamf import JamfAccountStub
+
+    stub = JamfAccountStub(ttl=600)
+    try:
+        stub.add(25, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        stub.throttle_next = 3
+        rt, res = run_account(data_dir, stub, max_retries="2")
+        assert res.ok, res.error
+        assert len(jamf_ids(data_dir)) == 25
+        before = rt.state.get(CURSOR_NS, "jamf")
+        stub.add(5, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+        stub.fail_next = 50
+        _, res2 = run_account(data_dir, stub, max_retries="2")
+        assert not res2.ok and "HTTP 503" in res2.error
+        assert rt.state.get(CURSOR_NS, "jamf") == before
+        stub.fail_next, stub.malformed_next = 0, 1
+        _, res3 = run_account(data_dir, stub)
+        assert not res3.ok and "malformed JSON" in res3.error
+        assert rt.state.get(CURSOR_NS, "jamf") == before
+        _, res4 = run_account(data_dir, stub)
+        assert res4.ok and len(jamf_ids(data_dir)) == 30
+    finally:
+        stub.close()
+
+
+def test_webhook_xml_form_is_parsed(data_dir: Path) -> None:
+    import base64
+
+    import httpx
+
+    from mantissa.api.app import create_app
+    from mantissa.api.auth import TokenStore
+    from tests.api.conftest import start_server
+
+    rt = Runtime(data_dir)
+    ingest = TokenStore(rt.state).create("ingest", name="jamf")[1]
+    srv = start_server(create_app(rt))
+    try:
+        xml = (
+            b'<?xml version="1.0" encoding="UTF-8"?>'
+            b"<JSSEvent><webhook><id>7</id><name>checkin</name>"
+            b"<webhookEvent>ComputerCheckIn</webhookEvent>"
+            b"<eventTimestamp>1764396000000</eventTimestamp></webhook>"
+            b"<event><computer><udid>ABC-1</udid><deviceName>mac-17</deviceName>"
+            b"<serialNumber>C02XYZ</serialNumber><username>alice</username>"
+            b"<ipAddress>198.51.100.77</ipAddress><userDirectoryID>-1</userDirectoryID>"
+            b"</computer><trigger>CLIENT_CHECKIN</trigger><username>alice</username>"
+            b"</event></JSSEvent>"
+        )
+        basic = base64.b64encode(f"jamf:{ingest}".encode()).decode()
+        headers = {"Authorization": f"Basic {basic}", "Content-Type": "text/xml"}
+        r = httpx.post(f"{srv.url}/ingest/webhooks/jamf", content=xml, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["events"] == 1 and r.json()["rejected"] == 0
+        import duckdb
+
+        files = [str(f) for f in (data_dir / "lake").rglob("*.parquet")]
+        row = (
+            duckdb.connect()
+            .execute(
+                "SELECT event_type, user, host, src_ip, event_time FROM "
+                "read_parquet(?, union_by_name=true) WHERE source = 'jamf'",
+                [files],
+            )
+            .fetchone()
+        )
+        assert row[:4] == ("ComputerCheckIn", "alice", "mac-17", "198.51.100.77")
+        assert row[4].year == 2025
+        bad = httpx.post(
+            f"{srv.url}/ingest/webhooks/jamf", content=b"<JSSEvent><webhook>", headers=headers
+        )
+        assert bad.status_code == 400 and "well-formed" in bad.text
+        bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><JSSEvent/>'
+        r2 = httpx.post(f"{srv.url}/ingest/webhooks/jamf", content=bomb, headers=headers)
+        assert r2.status_code == 400 and "DOCTYPE" in r2.text
+    finally:
+        srv.stop()

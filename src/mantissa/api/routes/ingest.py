@@ -11,8 +11,8 @@
   format with ``invalid-event-number``, 9 server busy, 12/13 event field missing/blank).
   ``GET /services/collector/health`` → code 17. ``sourcetype`` picks the parser through
   ``receivers.http.hec.sourcetypes``; others go to ``default_source`` (``json_lines``).
-* ``POST /ingest/webhooks/jamf``: Jamf Pro webhooks (JSON; Jamf sends Basic auth, so the
-  password is the ingest token, or a Bearer header).
+* ``POST /ingest/webhooks/jamf``: Jamf Pro webhooks (JSON, or XML ``<JSSEvent>`` bodies;
+  Jamf sends Basic auth, so the password is the ingest token, or a Bearer header).
 * ``POST /ingest/webhooks/kubernetes``: the API server's audit webhook backend
   (``EventList`` bodies; its kubeconfig carries the ingest token as a bearer token).
 
@@ -46,6 +46,7 @@ from mantissa.errors import (
     Unauthorized,
 )
 from mantissa.inputs import serve as _serve  # noqa: F401  (registers the collector service)
+from mantissa.inputs.jamf import webhook_from_xml
 from mantissa.inputs.receiver import Saturated, decompress, receiver_for, receivers_config
 
 router = APIRouter(tags=["ingest"])
@@ -136,6 +137,10 @@ async def jamf_webhook(request: Request) -> JSONResponse:
         return _error(err, request)
     try:
         body = await _body(request)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in ("text/xml", "application/xml") or body.lstrip().startswith(b"<"):
+            # a webhook whose content type is set to XML in Jamf Pro
+            body = orjson.dumps(webhook_from_xml(body))
     except (PayloadTooLarge, IngestError) as exc:
         return _error(exc, request, 413 if isinstance(exc, PayloadTooLarge) else 400)
     return await _ingest(request, "jamf", body, "jamf-webhook.json")
