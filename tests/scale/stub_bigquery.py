@@ -87,6 +87,7 @@ class StubBigQuery:
         self.token = token
         self.gcs = gcs  # gs:// prefix → local folder
         self.bytes_per_query = bytes_per_query
+        self.service_account_key: Any = None  # public key whose JWT assertions get a token
         self.calls: list[dict[str, Any]] = []
         self.datasets: dict[str, dict[str, Any]] = {}
         self.tables: dict[tuple[str, str], dict[str, Any]] = {}
@@ -114,6 +115,8 @@ class StubBigQuery:
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
                 url = urllib.parse.urlsplit(self.path)
+                if url.path == "/token":  # the OAuth token endpoint ADC refreshes against
+                    return self._token(raw)
                 query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
                 body = json.loads(raw) if raw else {}
                 call = {"method": self.command, "path": url.path, "query": query, "body": body}
@@ -133,12 +136,47 @@ class StubBigQuery:
                 except Exception as e:  # a stub bug: answer 500 so the test fails loudly
                     self._reply(500, ApiError(500, "internalError", repr(e)).body())
 
+            def _token(self, raw: bytes) -> None:
+                form = {k: v[-1] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
+                stub.calls.append({"method": "POST", "path": "/token", "query": {}, "body": {}})
+                if not stub.verify_assertion(form):
+                    err = {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+                    return self._reply(400, json.dumps(err).encode())
+                out = {"access_token": stub.token, "expires_in": 3600, "token_type": "Bearer"}
+                self._reply(200, json.dumps(out).encode())
+
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def verify_assertion(self, form: dict[str, str]) -> bool:
+        """RFC 7523 JWT bearer grant, as service-account credentials send it: RS256-signed."""
+        import base64
+
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return False
+        try:
+            head, claims, sig = form["assertion"].split(".")
+            pad = lambda t: base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))  # noqa: E731
+            self.service_account_key.verify(
+                pad(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+            body = json.loads(pad(claims))
+        except (KeyError, ValueError, AttributeError, InvalidSignature):
+            return False
+        scopes = body.get("scope", "").split()
+        return (
+            body.get("aud") == "https://oauth2.googleapis.com/token"  # google-auth's fixed audience
+            and body.get("iss", "").endswith(".iam.gserviceaccount.com")
+            and any(s.endswith(("/auth/bigquery", "/auth/cloud-platform")) for s in scopes)
+        )
 
     def close(self) -> None:
         self.server.shutdown()

@@ -225,3 +225,52 @@ def test_engines_check(data_dir: Path, stub: StubBigQuery, engine: Any) -> None:
     del stub.tables[("mantissa", "cloudtrail")]
     out = run_checks(engine.storage, engine, since=None)
     assert not out["ok"]
+
+
+def test_cli_register_check_and_query_with_adc(
+    data_dir: Path, stub: StubBigQuery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole path from mantissa.yaml: ADC from GOOGLE_APPLICATION_CREDENTIALS, no secrets in config."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stub.service_account_key = key.public_key()
+    adc = tmp_path / "sa.json"
+    adc.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "k1",
+                "private_key": key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode(),
+                "client_email": f"mantissa@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{stub.url}/token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    (data_dir / "mantissa.yaml").write_text(
+        "engine:\n  type: bigquery\n"
+        f"  project: {PROJECT}\n  location: EU\n  endpoint: {stub.url}\n"
+        f"  lake_uri: {GCS}\n  retry_initial_secs: 0.01\n"
+    )
+    out = cli_json(data_dir, "lake", "register", "--engine", "bigquery")
+    assert {"object": f"{PROJECT}.mantissa.cloudtrail", "action": "created table"} in out["actions"]
+    check = cli_json(data_dir, "engines", "check", "--since", "all")
+    assert check["ok"] and check["engine"] == "bigquery"
+    rows = cli_json(data_dir, "query", "--sql", "SELECT count(*) AS n FROM cloudtrail")
+    assert rows["rows"] == [[400]]
+    # a plain-English question runs on BigQuery too (the data is older than its 7-day default)
+    q = cli_json(data_dir, "query", "how many cloudtrail events by user")
+    assert q["sql"] and q["rows"] == []
+    last = [c for c in stub.calls if c["body"].get("configuration", {}).get("query")][-1]
+    assert "GROUP BY `user`" in last["body"]["configuration"]["query"]["query"]
+    assert any(c["path"] == "/token" for c in stub.calls)  # the token came from ADC's refresh

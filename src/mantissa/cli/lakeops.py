@@ -95,9 +95,7 @@ def compact_cmd(
 @lake_app.command("register")
 def register_cmd(
     ctx: typer.Context,
-    engine: str = typer.Option(
-        ..., "--engine", "-e", help="athena | spark (bigquery, synapse: see docs)."
-    ),
+    engine: str = typer.Option(..., "--engine", "-e", help="athena | bigquery | synapse | spark."),
     table: list[str] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f"),
 ) -> None:
@@ -114,7 +112,7 @@ def register_cmd(
     else:
         raise ConfigError(
             f"engine {engine!r} has no catalog to register in",
-            hint="duckdb reads the lake directly; use athena or spark",
+            hint="duckdb reads the lake directly; use athena, bigquery, synapse or spark",
         )
     if fmt == Format.json:
         print_json({"engine": engine, "lake": rt.storage.describe(), "actions": actions})

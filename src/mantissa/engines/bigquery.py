@@ -390,6 +390,7 @@ class BigQueryEngine(QueryEngine):
     def register(self, only: list[str] | None = None) -> list[dict[str, str]]:
         """Create or update the dataset, one external table per lake table and ``events``."""
         from google.api_core import exceptions
+        from google.auth.exceptions import GoogleAuthError
 
         from mantissa.sources.base import COMMON_COLUMNS
 
@@ -449,6 +450,6 @@ class BigQueryEngine(QueryEngine):
                 except exceptions.NotFound:
                     client.create_table(view, retry=self.retry)
                     actions.append({"object": f"{ds_ref}.{EVENTS_VIEW}", "action": "created view"})
-        except exceptions.GoogleAPICallError as exc:
+        except (exceptions.GoogleAPICallError, GoogleAuthError) as exc:
             raise self._error(None, exc) from None
         return actions
