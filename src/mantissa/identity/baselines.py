@@ -7,8 +7,13 @@ is the same as comparing in their local time), hour of week, countries, networks
 AS organisation), devices (user agent without version numbers), source IPs, apps,
 factors (multi- vs single-factor) and the daily volume; plus the department/group when a
 provider says (the peer group, else the organisation). IPs users signed in from are
-kept org-wide in ``identity_known_ips``. The aggregation is one SQL query per window;
-Python only merges one small document per active user.
+kept org-wide in ``identity_known_ips``.
+
+Everything is set-based in the run's DuckDB session: the stored rows are read once into
+the temporary tables ``bscal`` (per-user counters) and ``bhist`` (histograms in long form,
+parsed from the stored JSON by DuckDB); each window is folded in by a few aggregate,
+update and insert queries; the detections' ``bl`` table is derived from them by SQL; and
+changed rows go back to the state store in bulk (:func:`flush`) — no per-user Python.
 
 A user is *learning* until ``identity.learning_days`` (14) after their first sign-in.
 """
@@ -16,6 +21,7 @@ A user is *learning* until ``identity.learning_days`` (14) after their first sig
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,30 +50,54 @@ known_ips = sa.Table(
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
 )
 
-# most entries kept per histogram (the least used are dropped first)
-_CAP = {"ips": 200, "devices": 50, "countries": 50, "nets": 50, "apps": 100}
-_DAYS_KEPT = 60
+BASELINE_WATERMARK = ("identity", "baseline_watermark")
 
-# the window's sign-in aggregates per user (ev.in_window only)
+# most entries kept per histogram (the least used are dropped first); None: all
+_CAP: dict[str, int | None] = {
+    "countries": 50, "nets": 50, "devices": 50, "ips": 200, "apps": 100, "hod": None,
+    "how": None,
+}  # fmt: skip
+_DAYS_KEPT = 60
+_KINDS = (*_CAP, "daily")
+_MAP = "MAP(VARCHAR, BIGINT)"
+_COUNTERS = ("mfa", "single", "resets", "tokens")
+
+# the stored JSON document → typed columns (DuckDB json_transform)
+_DOC = json.dumps(
+    {**{k: _MAP for k in _KINDS}, **{k: "BIGINT" for k in _COUNTERS}, "department": "VARCHAR"}
+)
+
+# what each histogram counts, over a successful sign-in / app access
+_KEYS = {
+    "countries": "country",
+    "nets": "net",
+    "devices": "dev",
+    "ips": "src_ip",
+    "apps": "app",
+    "hod": "CAST(hour(event_time) AS VARCHAR)",
+    "how": "CAST((isodow(event_time) - 1) * 24 + hour(event_time) AS VARCHAR)",
+    "daily": "strftime(event_time, '%Y-%m-%d')",
+}
+
+# the window's histograms in long form: (user, kind, key, count)
+HIST_SQL = f"""
+SELECT "user", x.kind, x.k, count(*) AS n FROM (
+  SELECT "user", unnest([{", ".join(f"struct_pack(kind := '{k}', k := {e})" for k, e in _KEYS.items())}]) AS x
+  FROM ev WHERE in_window AND action IN ('login', 'sso') AND outcome = 'success')
+WHERE x.k IS NOT NULL
+GROUP BY ALL
+"""
+
+# the window's counters per user
 AGG_SQL = """
 SELECT "user",
   min(event_time) AS first_seen, max(event_time) AS last_seen,
-  count(*) FILTER (WHERE ok) AS logins,
+  count(*) FILTER (WHERE action IN ('login', 'sso') AND outcome = 'success') AS logins,
   count(*) FILTER (WHERE action = 'login' AND outcome = 'failure') AS failures,
-  histogram(country) FILTER (WHERE ok AND country IS NOT NULL) AS countries,
-  histogram(net) FILTER (WHERE ok AND net IS NOT NULL) AS nets,
-  histogram(dev) FILTER (WHERE ok AND dev IS NOT NULL) AS devices,
-  histogram(src_ip) FILTER (WHERE ok AND src_ip IS NOT NULL) AS ips,
-  histogram(app) FILTER (WHERE ok AND app IS NOT NULL) AS apps,
-  histogram(hour(event_time)) FILTER (WHERE ok) AS hod,
-  histogram(CAST(isodow(event_time) - 1 AS INTEGER) * 24 + hour(event_time))
-    FILTER (WHERE ok) AS how,
-  histogram(strftime(event_time, '%Y-%m-%d')) FILTER (WHERE ok) AS daily,
   count(*) FILTER (WHERE action = 'login' AND outcome = 'success' AND mfa IS TRUE) AS mfa,
   count(*) FILTER (WHERE action = 'login' AND outcome = 'success' AND mfa IS FALSE) AS single,
   any_value(department) AS department
-FROM (SELECT *, (action IN ('login', 'sso') AND outcome = 'success') AS ok FROM ev
-      WHERE in_window) AS w
+FROM ev WHERE in_window
 GROUP BY "user"
 """
 
@@ -79,93 +109,196 @@ FROM ev WHERE in_window AND action IN ('factor_reset', 'mfa_disable', 'token_cre
 GROUP BY actor
 """
 
+# bscal ⊕ the window (bagg: counters, bres: resets/tokens per actor). A user seen only
+# as an actor (no event of their own yet) gets no row; last_seen moves only with
+# successful activity (dormancy is measured from it).
+MERGE_SQL = """
+SELECT coalesce(s."user", a."user") AS "user",
+  CASE WHEN s."user" IS NULL THEN a.first_seen
+       ELSE least(s.first_seen, coalesce(a.first_seen, s.first_seen)) END AS first_seen,
+  CASE WHEN s."user" IS NULL THEN a.last_seen
+       WHEN a.logins > 0 THEN greatest(s.last_seen, a.last_seen) ELSE s.last_seen END AS last_seen,
+  coalesce(s.logins, 0) + coalesce(a.logins, 0) AS logins,
+  coalesce(s.failures, 0) + coalesce(a.failures, 0) AS failures,
+  coalesce(s.mfa, 0) + coalesce(a.mfa, 0) AS mfa,
+  coalesce(s.single, 0) + coalesce(a.single, 0) AS single,
+  coalesce(s.resets, 0) + coalesce(r.resets, 0) AS resets,
+  coalesce(s.tokens, 0) + coalesce(r.tokens, 0) AS tokens,
+  coalesce(a.department, s.department) AS department,
+  coalesce(s.dirty, false) OR a."user" IS NOT NULL OR r."user" IS NOT NULL AS dirty
+FROM bscal s FULL JOIN bagg a ON a."user" = s."user"
+LEFT JOIN bres r ON r."user" = coalesce(s."user", a."user")
+"""
 
-def _merge(a: dict[str, int] | None, b: dict[Any, int] | None, cap: int | None) -> dict[str, int]:
-    out = dict(a or {})
-    for k, v in (b or {}).items():
-        out[str(k)] = out.get(str(k), 0) + int(v)
-    if cap and len(out) > cap:
-        out = dict(sorted(out.items(), key=lambda kv: -kv[1])[:cap])
-    return out
+
+def _chunks(items: list[str], n: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
 
 
-def update(state: StateStore, con: Any) -> int:
-    """Fold the window's events (``ev`` in ``con``) into the stored baselines; returns the
-    number of users updated."""
-    cur = con.execute(AGG_SQL)
-    cols = [d[0] for d in cur.description]
-    aggs = {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
-    extra = {r[0]: (r[1], r[2]) for r in con.execute(RESETS_SQL).fetchall()}
-    users = sorted(set(aggs) | set(extra))
-    if not users:
-        return 0
-    stored = load(state, users)
-    now = utcnow()
-    inserts, updates = [], []
-    for u in users:
-        a = aggs.get(u)
-        old = stored.get(u)
-        data: dict[str, Any] = dict(old["data"]) if old else {}
-        if a:
-            for key, cap in _CAP.items():
-                data[key] = _merge(data.get(key), a[key], cap)
-            data["hod"] = _merge(data.get("hod"), a["hod"], None)
-            data["how"] = _merge(data.get("how"), a["how"], None)
-            daily = _merge(data.get("daily"), a["daily"], None)
-            data["daily"] = dict(sorted(daily.items())[-_DAYS_KEPT:])
-            data["mfa"] = int(data.get("mfa", 0)) + int(a["mfa"] or 0)
-            data["single"] = int(data.get("single", 0)) + int(a["single"] or 0)
-            if a["department"]:
-                data["department"] = a["department"]
-        if u in extra:
-            data["resets"] = int(data.get("resets", 0)) + int(extra[u][0] or 0)
-            data["tokens"] = int(data.get("tokens", 0)) + int(extra[u][1] or 0)
-        first = as_utc(a["first_seen"]) if a else None
-        last = as_utc(a["last_seen"]) if a else None
-        row = {
-            "data": data,
-            "logins": (old["logins"] if old else 0) + (int(a["logins"]) if a else 0),
-            "failures": (old["failures"] if old else 0) + (int(a["failures"]) if a else 0),
-            "updated_at": now,
+def load_state(con: Any, state: StateStore) -> int:
+    """Read every stored baseline and known IP into the session: ``bscal`` (one row per
+    user: times, counters, department), ``bhist`` (histograms in long form: user, kind,
+    key, count) and ``kip`` (known IPs); returns the number of users."""
+    users: list[str] = []
+    firsts: list[dt.datetime | None] = []
+    lasts: list[dt.datetime | None] = []
+    logins: list[int] = []
+    failures: list[int] = []
+    docs: list[str] = []
+    with state.engine.connect() as conn:
+        q = sa.select(
+            baselines.c.user, baselines.c.first_seen, baselines.c.last_seen,
+            baselines.c.logins, baselines.c.failures, sa.cast(baselines.c.data, sa.Text),
+        )  # fmt: skip
+        for u, f, la, lo, fa, doc in conn.execute(q):
+            users.append(u)
+            firsts.append(as_utc(f))
+            lasts.append(as_utc(la))
+            logins.append(int(lo or 0))
+            failures.append(int(fa or 0))
+            docs.append(doc if isinstance(doc, str) else json.dumps(doc))
+        ips = [r[0] for r in conn.execute(sa.select(known_ips.c.ip))]
+    ts = pa.timestamp("us", tz="UTC")
+    raw = pa.table(
+        {
+            "user": pa.array(users, pa.string()),
+            "first_seen": pa.array(firsts, ts),
+            "last_seen": pa.array(lasts, ts),
+            "logins": pa.array(logins, pa.int64()),
+            "failures": pa.array(failures, pa.int64()),
+            "doc": pa.array(docs, pa.string()),
         }
-        if old:
-            row["first_seen"] = min(old["first_seen"], first) if first else old["first_seen"]
-            # last_seen = last successful activity (dormancy is measured from it)
-            row["last_seen"] = (
-                max(old["last_seen"], last) if last and a and a["logins"] else old["last_seen"]
-            )
-            updates.append({"u": u, **row})
-        else:
-            if first is None:
-                continue  # an actor with no sign-in of its own yet
-            row.update(user=u, first_seen=first, last_seen=last or first)
-            inserts.append(row)
-    ips = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT src_ip FROM ev WHERE in_window AND action IN ('login', 'sso') "
-            "AND outcome = 'success' AND src_ip IS NOT NULL"
-        ).fetchall()
-    ]
+    )
+    con.register("bl_raw_arrow", raw)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE bl_raw AS SELECT * EXCLUDE (doc), "
+        f"json_transform(doc, '{_DOC}') AS j FROM bl_raw_arrow"
+    )
+    con.unregister("bl_raw_arrow")
+    counters = ", ".join(f"coalesce(j.{k}, 0) AS {k}" for k in _COUNTERS)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE bscal AS
+SELECT "user", first_seen, last_seen, logins, failures, {counters}, j.department,
+  false AS dirty FROM bl_raw"""
+    )
+    hist = " UNION ALL ".join(
+        f"SELECT \"user\", '{k}' AS kind, unnest(map_entries(j.{k})) AS e FROM bl_raw"
+        for k in _KINDS
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE bhist AS
+SELECT "user", kind, e.key AS k, CAST(e.value AS BIGINT) AS n FROM ({hist})"""
+    )
+    con.execute("DROP TABLE bl_raw")
+    con.register("kip_arrow", pa.table({"ip": pa.array(ips, pa.string())}))
+    con.execute("CREATE OR REPLACE TEMP TABLE kip AS SELECT ip, false AS new FROM kip_arrow")
+    con.unregister("kip_arrow")
+    con.execute("CREATE OR REPLACE TEMP VIEW known_ips AS SELECT ip FROM kip")
+    return len(users)
+
+
+def fold(con: Any) -> int:
+    """Fold the window's events (``ev`` in ``con``) into ``bscal``/``bhist`` and ``kip``;
+    returns the number of users updated. Nothing is written to the state store (see
+    :func:`flush`): counters are one merge over the users, histogram counts are added
+    to existing keys and new keys inserted (no rewrite of the histograms)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bagg AS {AGG_SQL}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bres AS {RESETS_SQL}")
+    (n,) = con.execute(
+        'SELECT count(*) FROM (SELECT "user" FROM bagg UNION '
+        'SELECT r."user" FROM bres r JOIN bscal s USING ("user"))'
+    ).fetchone()
+    if n:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE bscal AS {MERGE_SQL}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE whist AS {HIST_SQL}")
+        con.execute(
+            """UPDATE bhist SET n = bhist.n + w.n FROM whist w
+WHERE w."user" = bhist."user" AND w.kind = bhist.kind AND w.k = bhist.k"""
+        )
+        con.execute(
+            """INSERT INTO bhist SELECT w.* FROM whist w
+ANTI JOIN bhist b ON w."user" = b."user" AND w.kind = b.kind AND w.k = b.k"""
+        )
+    con.execute(
+        """INSERT INTO kip SELECT DISTINCT src_ip, true FROM ev
+WHERE in_window AND action IN ('login', 'sso') AND outcome = 'success' AND src_ip IS NOT NULL
+  AND src_ip NOT IN (SELECT ip FROM kip)"""
+    )
+    return int(n)
+
+
+def _data_param(state: StateStore) -> Any:
+    p = sa.bindparam("data", type_=sa.Text)
+    # PostgreSQL: a JSON column takes the document as text through a cast; SQLite stores
+    # the text as it is (its JSON is text; a CAST there would turn it into a number)
+    return sa.cast(p, sa.JSON) if state.engine.dialect.name == "postgresql" else p
+
+
+def _cap_sql() -> str:
+    caps = " ".join(f"WHEN '{k}' THEN {c}" for k, c in _CAP.items() if c)
+    return f"""DELETE FROM bhist WHERE rowid IN (
+  SELECT rid FROM (
+    SELECT h.rowid AS rid, h.kind, row_number() OVER (
+      PARTITION BY h."user", h.kind
+      ORDER BY CASE WHEN h.kind = 'daily' THEN 0 ELSE h.n END DESC, h.k DESC) AS rn
+    FROM bhist h JOIN bscal s ON s."user" = h."user" AND s.dirty)
+  WHERE rn > CASE kind {caps} WHEN 'daily' THEN {_DAYS_KEPT} ELSE 2147483647 END)"""
+
+
+def flush(con: Any, state: StateStore, watermark: dt.datetime | None = None) -> int:
+    """Write the changed baselines (histograms capped to their most used entries, the
+    last 60 days) and new known IPs to the state store in bulk, with the baseline
+    watermark in the same transaction; returns the number of users written."""
+    con.execute(_cap_sql())
+    maps = ", ".join(
+        f"map_from_entries(list(struct_pack(k := k, v := n)) FILTER (WHERE kind = '{k}')) AS {k}"
+        for k in _KINDS
+    )
+    doc = ", ".join(
+        [f"{k} := coalesce(h.{k}, MAP {{}}::{_MAP})" for k in _KINDS]
+        + [f"{k} := s.{k}" for k in _COUNTERS]
+        + ["department := s.department"]
+    )
+    rows = con.execute(
+        f"""SELECT s."user", s.first_seen, s.last_seen, s.logins, s.failures,
+  to_json(struct_pack({doc}))
+FROM bscal s LEFT JOIN (
+  SELECT "user", {maps} FROM bhist
+  WHERE "user" IN (SELECT "user" FROM bscal WHERE dirty) GROUP BY "user") h USING ("user")
+WHERE s.dirty"""
+    ).fetchall()
+    ips = [r[0] for r in con.execute("SELECT ip FROM kip WHERE new").fetchall()]
+    now = utcnow()
+    raw = sa.table(
+        "identity_baselines",
+        *(sa.column(c) for c in ("user", "first_seen", "last_seen", "logins", "failures")),
+        sa.column("data", sa.Text),
+        sa.column("updated_at"),
+    )
     with state.begin() as conn:
-        if inserts:
-            conn.execute(baselines.insert(), inserts)
-        if updates:
+        users = [r[0] for r in rows]
+        for chunk in _chunks(users, 500):
+            conn.execute(baselines.delete().where(baselines.c.user.in_(chunk)))
+        if rows:
             conn.execute(
-                baselines.update()
-                .where(baselines.c.user == sa.bindparam("u"))
-                .values(
-                    data=sa.bindparam("data"),
-                    logins=sa.bindparam("logins"),
-                    failures=sa.bindparam("failures"),
-                    first_seen=sa.bindparam("first_seen"),
-                    last_seen=sa.bindparam("last_seen"),
-                    updated_at=sa.bindparam("updated_at"),
+                sa.insert(raw).values(
+                    user=sa.bindparam("u"),
+                    first_seen=sa.bindparam("f", type_=sa.DateTime(timezone=True)),
+                    last_seen=sa.bindparam("la", type_=sa.DateTime(timezone=True)),
+                    logins=sa.bindparam("lo"),
+                    failures=sa.bindparam("fa"),
+                    data=_data_param(state),
+                    updated_at=sa.bindparam("t", type_=sa.DateTime(timezone=True)),
                 ),
-                updates,
-            )
+                [
+                    {"u": u, "f": as_utc(f), "la": as_utc(la), "lo": int(lo), "fa": int(fa),
+                     "data": d, "t": now}
+                    for u, f, la, lo, fa, d in rows
+                ],
+            )  # fmt: skip
         if ips:
-            have = set()
+            have: set[str] = set()
             for chunk in _chunks(ips, 500):
                 have |= {
                     r[0]
@@ -176,12 +309,57 @@ def update(state: StateStore, con: Any) -> int:
             new = [{"ip": ip, "first_seen": now, "last_seen": now} for ip in ips if ip not in have]
             if new:
                 conn.execute(known_ips.insert(), new)
-    return len(inserts) + len(updates)
+        if watermark is not None:
+            state.put(*BASELINE_WATERMARK, watermark.isoformat(), conn=conn)
+    con.execute("UPDATE bscal SET dirty = false WHERE dirty")
+    con.execute("UPDATE kip SET new = false WHERE new")
+    return len(rows)
 
 
-def _chunks(items: list[str], n: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
+def bl_sql(end: dt.datetime, learning_days: int) -> tuple[str, dict[str, Any]]:
+    """The ``bl`` table detections join against — for the users of ``ev``, their grant
+    targets and the ``bl_extra`` accounts — as (SQL, parameters): lists of countries,
+    networks, devices and IPs; hour-of-day counts; sign-ins per working day between first
+    and last seen (zeros included, the last 60) with their median and MAD."""
+    days = (
+        "list_slice([coalesce(daily_m[strftime(d, '%Y-%m-%d')], 0) FOR d IN "
+        "generate_series(CAST(first_seen AS DATE), CAST(least(last_seen, $end) AS DATE), "
+        f"INTERVAL 1 DAY) IF isodow(d) <= 5], -{_DAYS_KEPT}, -1)"
+    )
+    keys = ", ".join(
+        f"list(k ORDER BY k) FILTER (WHERE kind = '{k}') AS {k}"
+        for k in ("countries", "nets", "devices", "ips")
+    )
+    sql = f"""
+WITH w AS (SELECT "user" FROM ev UNION SELECT target FROM ev WHERE target IS NOT NULL
+           UNION SELECT account FROM bl_extra),
+h AS (
+  SELECT "user", {keys},
+    map_from_entries(list(struct_pack(k := k, v := n)) FILTER (WHERE kind = 'hod')) AS hod_m,
+    map_from_entries(list(struct_pack(k := k, v := n)) FILTER (WHERE kind = 'daily')) AS daily_m
+  FROM bhist WHERE kind IN ('countries', 'nets', 'devices', 'ips', 'hod', 'daily')
+    AND "user" IN (SELECT "user" FROM w)
+  GROUP BY "user"),
+b AS (
+  SELECT s."user", s.first_seen, s.last_seen, s.first_seen > $cut AS learning, s.logins,
+    s.failures / greatest(1, floor(epoch(least(s.last_seen, $end) - s.first_seen) / 86400) + 1)
+      AS fail_rate,
+    {days} AS daily,
+    coalesce(h.countries, []) AS countries, coalesce(h.nets, []) AS nets,
+    coalesce(h.devices, []) AS devices, coalesce(h.ips, []) AS ips,
+    [coalesce(hod_m[CAST(x AS VARCHAR)], 0) FOR x IN range(24)] AS hod,
+    s.department,
+    CASE WHEN s.mfa + s.single > 0 THEN s.mfa / (s.mfa + s.single) END AS mfa_ratio,
+    s.resets, s.tokens
+  FROM bscal s LEFT JOIN h USING ("user")
+  WHERE s."user" IN (SELECT "user" FROM w))
+SELECT "user", first_seen, last_seen, learning, logins, fail_rate, len(daily) AS days,
+  countries, nets, devices, ips, hod, daily, daily_median,
+  list_median([abs(x - daily_median) FOR x IN daily]) AS daily_mad,
+  department, mfa_ratio, resets, tokens
+FROM (SELECT *, list_median(daily) AS daily_median FROM b)
+"""
+    return sql, {"end": end, "cut": end - dt.timedelta(days=learning_days)}
 
 
 def load(state: StateStore, users: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -201,106 +379,9 @@ def load(state: StateStore, users: list[str] | None = None) -> dict[str, dict[st
     return out
 
 
-def as_arrow(stored: dict[str, dict[str, Any]], end: dt.datetime, learning_days: int) -> pa.Table:
-    """The ``bl`` table detections join against."""
-    cut = end - dt.timedelta(days=learning_days)
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "user", "first_seen", "last_seen", "learning", "logins", "fail_rate", "days",
-            "countries", "nets", "devices", "ips", "hod", "daily", "daily_median",
-            "daily_mad", "department", "mfa_ratio", "resets", "tokens",
-        )
-    }  # fmt: skip
-    for u, b in stored.items():
-        d = b["data"]
-        first, last = b["first_seen"], b["last_seen"]
-        span = max(1, (min(last, end) - first).days + 1)
-        days = _daily_series(d.get("daily") or {}, first, min(last, end))
-        med, mad = _median_mad(days)
-        hod = [int((d.get("hod") or {}).get(str(h), 0)) for h in range(24)]
-        total_f = int(d.get("mfa", 0)) + int(d.get("single", 0))
-        cols["user"].append(u)
-        cols["first_seen"].append(first)
-        cols["last_seen"].append(last)
-        cols["learning"].append(first > cut)
-        cols["logins"].append(int(b["logins"]))
-        cols["fail_rate"].append(int(b["failures"]) / span)
-        cols["days"].append(len(days))
-        for k in ("countries", "nets", "devices", "ips"):
-            cols[k].append(sorted((d.get(k) or {}).keys()))
-        cols["hod"].append(hod)
-        cols["daily"].append(days)
-        cols["daily_median"].append(med)
-        cols["daily_mad"].append(mad)
-        cols["department"].append(d.get("department"))
-        cols["mfa_ratio"].append(int(d.get("mfa", 0)) / total_f if total_f else None)
-        cols["resets"].append(int(d.get("resets", 0)))
-        cols["tokens"].append(int(d.get("tokens", 0)))
-    schema = pa.schema(
-        [
-            ("user", pa.string()),
-            ("first_seen", pa.timestamp("us", tz="UTC")),
-            ("last_seen", pa.timestamp("us", tz="UTC")),
-            ("learning", pa.bool_()),
-            ("logins", pa.int64()),
-            ("fail_rate", pa.float64()),
-            ("days", pa.int64()),
-            ("countries", pa.list_(pa.string())),
-            ("nets", pa.list_(pa.string())),
-            ("devices", pa.list_(pa.string())),
-            ("ips", pa.list_(pa.string())),
-            ("hod", pa.list_(pa.int64())),
-            ("daily", pa.list_(pa.int64())),
-            ("daily_median", pa.float64()),
-            ("daily_mad", pa.float64()),
-            ("department", pa.string()),
-            ("mfa_ratio", pa.float64()),
-            ("resets", pa.int64()),
-            ("tokens", pa.int64()),
-        ]
-    )
-    return pa.table(cols, schema=schema)
-
-
-def _daily_series(daily: dict[str, int], first: dt.datetime, last: dt.datetime) -> list[int]:
-    """Sign-ins per working day (weekdays, zeros included) between first and last seen."""
-    out = []
-    d = first.date()
-    while d <= last.date():
-        if d.weekday() < 5:
-            out.append(int(daily.get(d.isoformat(), 0)))
-        d += dt.timedelta(days=1)
-    return out[-_DAYS_KEPT:]
-
-
-def _median_mad(xs: list[int]) -> tuple[float | None, float | None]:
-    if not xs:
-        return None, None
-    s = sorted(xs)
-    med = float(s[len(s) // 2]) if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
-    dev = sorted(abs(x - med) for x in xs)
-    mad = (
-        float(dev[len(dev) // 2])
-        if len(dev) % 2
-        else (dev[len(dev) // 2 - 1] + dev[len(dev) // 2]) / 2
-    )
-    return med, mad
-
-
-def known_ip_arrow(state: StateStore, ips: list[str]) -> pa.Table:
-    have: list[str] = []
-    with state.engine.connect() as conn:
-        for chunk in _chunks(ips, 500):
-            have += [
-                r[0]
-                for r in conn.execute(sa.select(known_ips.c.ip).where(known_ips.c.ip.in_(chunk)))
-            ]
-    return pa.table({"ip": pa.array(have, pa.string())})
-
-
 def forget(state: StateStore) -> None:
     """Drop every baseline (a full recompute starts from here)."""
     with state.begin() as conn:
         conn.execute(baselines.delete())
         conn.execute(known_ips.delete())
+    state.delete(*BASELINE_WATERMARK)

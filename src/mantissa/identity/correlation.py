@@ -12,6 +12,7 @@ equals). Every identity alert maps to one of 8 kill-chain stages (its detection'
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +37,9 @@ links = sa.Table(
 class Resolver:
     """account → canonical identity, from the config, the links table and inference."""
 
-    def __init__(self, runtime: Any, cfg: IdentityConfig) -> None:
+    def __init__(self, runtime: Any, cfg: IdentityConfig, emails: Iterable[str] = ()) -> None:
+        """``emails``: known e-mail accounts besides the stored baselines (a run's
+        session holds users not written to the state store yet)."""
         self.explicit: dict[str, str] = {}
         for ident, accounts in cfg.links.items():
             for a in accounts:
@@ -48,9 +51,10 @@ class Resolver:
             }
             from mantissa.identity.baselines import baselines
 
-            emails = [r[0] for r in conn.execute(sa.select(baselines.c.user)) if "@" in r[0]]
+            known = {r[0] for r in conn.execute(sa.select(baselines.c.user)) if "@" in r[0]}
+        known |= {e for e in emails if "@" in e}
         self.by_local: dict[str, list[str]] = {}
-        for e in emails:
+        for e in sorted(known):
             self.by_local.setdefault(e.split("@", 1)[0], []).append(e)
 
     def resolve(self, account: str | None) -> tuple[str | None, str]:
@@ -115,11 +119,13 @@ def identity_alerts(runtime: Any, since: dt.datetime) -> list[dict[str, Any]]:
         return out
 
 
-def incidents(runtime: Any, cfg: IdentityConfig, now: dt.datetime) -> list[AlertCandidate]:
+def incidents(
+    runtime: Any, cfg: IdentityConfig, now: dt.datetime, resolver: Resolver | None = None
+) -> list[AlertCandidate]:
     """Kill-chain incidents for identities that crossed ``kill_chain.stages`` stages."""
     kc = cfg.kill_chain
     since = now - dt.timedelta(hours=kc.window_hours)
-    res = Resolver(runtime, cfg)
+    res = resolver or Resolver(runtime, cfg)
     by_ident: dict[str, list[dict[str, Any]]] = {}
     accounts = []
     for a in identity_alerts(runtime, since):

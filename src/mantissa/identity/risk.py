@@ -49,9 +49,8 @@ def _score(
 
 
 def _signals(
-    runtime: Any, cfg: IdentityConfig, now: dt.datetime
+    runtime: Any, cfg: IdentityConfig, now: dt.datetime, res: Resolver
 ) -> dict[str, list[tuple[str, str, dt.datetime, str]]]:
-    res = Resolver(runtime, cfg)
     out: dict[str, list[tuple[str, str, dt.datetime, str]]] = {}
     for a in identity_alerts(runtime, now - _HORIZON):
         if a["status"] == "false_positive" or a["rule_id"] == "identity.kill_chain":
@@ -65,13 +64,17 @@ def _signals(
 
 
 def annotate(
-    runtime: Any, cfg: IdentityConfig, cands: list[AlertCandidate], now: dt.datetime
+    runtime: Any,
+    cfg: IdentityConfig,
+    cands: list[AlertCandidate],
+    now: dt.datetime,
+    resolver: Resolver | None = None,
 ) -> list[AlertCandidate]:
     """Put each candidate's identity risk (stored signals + this run's) on it."""
     if not cands:
         return cands
-    res = Resolver(runtime, cfg)
-    sig = _signals(runtime, cfg, now)
+    res = resolver or Resolver(runtime, cfg)
+    sig = _signals(runtime, cfg, now, res)
     for c in cands:
         ident, _ = res.resolve(c.entities.get("user"))
         if ident:
@@ -90,9 +93,11 @@ def annotate(
     return cands
 
 
-def refresh(runtime: Any, cfg: IdentityConfig, now: dt.datetime) -> int:
+def refresh(
+    runtime: Any, cfg: IdentityConfig, now: dt.datetime, resolver: Resolver | None = None
+) -> int:
     """Recompute and store every identity's score."""
-    sig = _signals(runtime, cfg, now)
+    sig = _signals(runtime, cfg, now, resolver or Resolver(runtime, cfg))
     rows = []
     for ident, s in sig.items():
         score, reasons = _score(s, cfg, now)

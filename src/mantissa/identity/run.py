@@ -1,9 +1,14 @@
 """One identity run: normalized view → geo → baselines → detections → correlation → risk
 → alerts, over ``[start, end)``; and the incremental driver (watermark, daily chunks).
 
-The whole run happens in one guarded DuckDB session of the lake engine: the view is read
-once into a temporary table (partition-pruned by the engine's own filter) and every
-detection is a columnar query over it.
+Everything happens in one guarded DuckDB session of the lake engine, kept by the runner
+between windows: the normalized view is read into the temporary table ``ident``
+(partition-pruned by the engine's own filter) and *extended* window by window — each run
+reads only what it has not read yet, drops what fell out of the lookback, and re-reads
+the whole lookback at most every hour (events that arrive later than the ingest delay);
+geo-IP is looked up once per new source IP; the baselines are held as the session table
+``bscal``/``bhist`` (loaded once, folded in by SQL, written back in bulk); every detection is a
+columnar query. A catch-up (or full recompute) is therefore one pass over the lake.
 """
 
 from __future__ import annotations
@@ -27,8 +32,15 @@ from mantissa.identity.view import identity_sql
 log = logging.getLogger(__name__)
 
 WATERMARK = ("identity", "watermark")
-BASELINE_WATERMARK = ("identity", "baseline_watermark")
+BASELINE_WATERMARK = baselines.BASELINE_WATERMARK
 CHUNK = dt.timedelta(days=1)
+#: a catch-up writes baselines (and advances the watermark) every this many chunks
+FLUSH_EVERY = 7
+#: the cached ``ident`` is re-read whole (late events) when older than this
+REREAD_SECS = 3600.0
+#: a catch-up reads the lake this far ahead at once (each read pays for listing the files)
+PREFETCH = dt.timedelta(days=7)
+_GEO_COLS = ("src_ip", "g_lat", "g_lon", "g_country", "g_net", "relay", "looked")
 
 # version numbers out of user agents: a browser update is not a new device
 _DEV = r"regexp_replace(lower(device), '[0-9]+([._][0-9]+)*', '', 'g')"
@@ -88,9 +100,9 @@ class Relays:
         return bool(o) and any(w in o for w in self.words)
 
 
-def _geo_table(con: Any, cfg: IdentityConfig, runtime: Any) -> pa.Table:
-    """Lat/lon/country/network for the window's source IPs without coordinates (offline
-    geo-IP of the alerts enrichment), plus the relay flag for every IP."""
+def _geo_rows(rows: list[tuple[str, bool]], cfg: IdentityConfig, runtime: Any) -> pa.Table:
+    """Lat/lon/country/network for source IPs (``(ip, needs geo)``) from the offline geo-IP
+    of the alerts enrichment, plus the relay flag (VPN/cloud/proxy) of each."""
     from mantissa.alerts.enrich.geoip import GeoIP, GeoIPConfig
 
     try:
@@ -103,13 +115,7 @@ def _geo_table(con: Any, cfg: IdentityConfig, runtime: Any) -> pa.Table:
     except Exception:  # no usable geo config: coordinates only from the events
         geo = None
     relays = Relays(cfg)
-    rows = con.execute(
-        "SELECT src_ip, bool_or(lat IS NULL) FROM ident WHERE src_ip IS NOT NULL "
-        "AND action IN ('login', 'sso', 'mfa_accept') GROUP BY src_ip"
-    ).fetchall()
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("src_ip", "g_lat", "g_lon", "g_country", "g_net", "relay")
-    }
+    cols: dict[str, list[Any]] = {k: [] for k in _GEO_COLS}
     for ip, need in rows:
         rec = geo.lookup(ip) if (geo is not None and need) else None
         rec = rec or {}
@@ -120,6 +126,7 @@ def _geo_table(con: Any, cfg: IdentityConfig, runtime: Any) -> pa.Table:
         cols["g_country"].append(rec.get("country"))
         cols["g_net"].append(str(net) if net is not None else None)
         cols["relay"].append(relays.match(ip, rec.get("as_org")))
+        cols["looked"].append(bool(need and geo is not None))
     return pa.table(
         cols,
         schema=pa.schema(
@@ -130,79 +137,196 @@ def _geo_table(con: Any, cfg: IdentityConfig, runtime: Any) -> pa.Table:
                 ("g_country", pa.string()),
                 ("g_net", pa.string()),
                 ("relay", pa.bool_()),
+                ("looked", pa.bool_()),
             ]
         ),
     )
 
 
-class IdentityRun:
-    """Runs the identity detections for one runtime."""
+@dataclass
+class _Session:
+    """The runner's DuckDB session: ``ident`` covers ``[lo, hi)``; ``bscal``/``bhist`` holds the
+    baselines as of ``mark`` (``stored``: the watermark string last read from / written to
+    the state store; ``pending``: folded windows not written yet)."""
 
-    def __init__(self, runtime: Any, config: IdentityConfig | None = None) -> None:
+    con: Any
+    lo: dt.datetime | None = None
+    hi: dt.datetime | None = None
+    read_at: float = 0.0
+    loaded: bool = False
+    stored: str | None = None
+    mark: dt.datetime | None = None
+    pending: bool = False
+
+
+class IdentityRun:
+    """Runs the identity detections for one runtime. The runner keeps its DuckDB session
+    (and the baselines in it) between windows when ``keep_session`` is true — the
+    scheduler's long-lived runner does; otherwise each :meth:`run` / :meth:`catch_up`
+    closes it when done."""
+
+    def __init__(
+        self, runtime: Any, config: IdentityConfig | None = None, *, keep_session: bool = False
+    ) -> None:
         self.runtime = runtime
         self.config = config or load(runtime)
+        self.keep_session = keep_session
+        self._s: _Session | None = None
+        self._hold = False  # inside a catch-up: keep the session between chunks
+        self.phases: dict[str, float] = {}  # seconds per step of the last session()
 
-    def session(self, start: dt.datetime, end: dt.datetime, con: Any = None) -> Any:
-        """A guarded DuckDB session holding ``ident``, ``ev``, ``bl`` and ``known_ips``
-        (``con``: reuse an open session, replacing its tables; opening one costs a lake
-        listing)."""
+    # -- session ----------------------------------------------------------------
+    def _open(self) -> _Session:
         engine = self.runtime.engine
         if not hasattr(engine, "connect") or getattr(engine, "type", "") != "duckdb":
             raise ConfigError(
                 "identity detections run on the embedded DuckDB engine",
                 hint="set engine.type: duckdb (the lake can still be on S3/GCS/Azure)",
             )
-        lookback = dt.timedelta(minutes=self.config.lookback_mins)
-        sql = engine.prepare(identity_sql(start - lookback, end, self.config.providers))
-        if con is None:
-            con = engine.connect()
-        for t in ("ident", "ev", "bl", "known_ips"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        con.execute(f"CREATE TEMP TABLE ident AS {sql}")
-        con.register("ipgeo_arrow", _geo_table(con, self.config, self.runtime))
+        if self._s is None:
+            self._s = _Session(con=engine.connect())
+        return self._s
+
+    def close(self) -> None:
+        """Write pending baselines and close the session."""
+        s, self._s = self._s, None
+        if s is None:
+            return
+        try:
+            if s.pending:
+                baselines.flush(s.con, self.runtime.state, s.mark)
+        finally:
+            s.con.close()
+
+    def _discard(self) -> None:
+        s, self._s = self._s, None
+        if s is not None:
+            s.con.close()
+
+    def _read(self, s: _Session, lo: dt.datetime, hi: dt.datetime, fresh: bool) -> None:
+        sql = self.runtime.engine.prepare(identity_sql(lo, hi, self.config.providers))
+        if fresh:
+            s.con.execute(f"CREATE OR REPLACE TEMP TABLE ident AS {sql}")
+            s.con.execute(
+                "CREATE OR REPLACE TEMP TABLE ipgeo (src_ip VARCHAR, g_lat DOUBLE, g_lon DOUBLE, "
+                "g_country VARCHAR, g_net VARCHAR, relay BOOLEAN, looked BOOLEAN)"
+            )
+            s.read_at = time.monotonic()
+        else:
+            s.con.execute(f"INSERT INTO ident {sql}")
+
+    def _ident(
+        self, s: _Session, lo: dt.datetime, end: dt.datetime, ahead: dt.datetime | None = None
+    ) -> None:
+        """Make ``ident`` cover ``[lo, end)``: extend the cached rows, else read afresh
+        (reading up to ``ahead`` when given: the next windows of a catch-up)."""
+        reuse = (
+            s.lo is not None
+            and s.hi is not None
+            and s.lo <= lo <= s.hi
+            and time.monotonic() - s.read_at < REREAD_SECS
+        )
+        upto = max(end, ahead or end)
+        if not reuse:
+            self._read(s, lo, upto, fresh=True)
+            s.lo, s.hi = lo, upto
+            return
+        assert s.lo is not None and s.hi is not None
+        if end > s.hi:
+            if lo > s.lo:  # drop what fell out of the lookback (only when extending)
+                s.con.execute("DELETE FROM ident WHERE event_time < ?", [lo])
+                s.lo = lo
+            self._read(s, s.hi, upto, fresh=False)
+            s.hi = upto
+
+    def _geo(self, s: _Session) -> None:
+        """Geo-IP and relay flags for source IPs not looked up yet."""
+        con = s.con
+        rows = con.execute(
+            """SELECT i.src_ip, bool_or(i.lat IS NULL) FROM ident i LEFT JOIN ipgeo g USING (src_ip)
+WHERE i.src_ip IS NOT NULL AND i.action IN ('login', 'sso', 'mfa_accept')
+  AND (g.src_ip IS NULL OR (i.lat IS NULL AND NOT g.looked))
+GROUP BY i.src_ip"""
+        ).fetchall()
+        if not rows:
+            return
+        con.register("ipgeo_arrow", _geo_rows(rows, self.config, self.runtime))
+        con.execute("DELETE FROM ipgeo WHERE src_ip IN (SELECT src_ip FROM ipgeo_arrow)")
+        con.execute("INSERT INTO ipgeo SELECT * FROM ipgeo_arrow")
+        con.unregister("ipgeo_arrow")
+
+    def _baselines(self, s: _Session) -> None:
+        """Load ``bscal``/``bhist`` from the state store unless the session's copy is current."""
+        stored = self.runtime.state.get(*BASELINE_WATERMARK)
+        if s.loaded and stored == s.stored:
+            return
+        baselines.load_state(s.con, self.runtime.state)
+        s.loaded, s.stored, s.pending = True, stored, False
+        s.mark = dt.datetime.fromisoformat(stored) if stored else None
+
+    def resolver(self) -> Any:
+        """Account → identity resolution that also knows the session's (unwritten) users."""
+        from mantissa.identity.correlation import Resolver
+
+        emails: list[str] = []
+        if self._s is not None and self._s.loaded:
+            emails = [
+                r[0]
+                for r in self._s.con.execute(
+                    'SELECT "user" FROM bscal WHERE contains("user", \'@\')'
+                ).fetchall()
+            ]
+        return Resolver(self.runtime, self.config, emails=emails)
+
+    def session(
+        self, start: dt.datetime, end: dt.datetime, ahead: dt.datetime | None = None
+    ) -> Any:
+        """The session, holding ``ev`` (``[start - lookback, end)``, geo, ``in_window``),
+        ``bl`` and ``known_ips`` for a run over ``[start, end)``."""
+        t0 = time.perf_counter()
+        s = self._open()
+        con = s.con
+        lo = start - dt.timedelta(minutes=self.config.lookback_mins)
+        self._ident(s, lo, end, ahead)
+        self._geo(s)
+        t1 = time.perf_counter()
         con.execute(
-            f"""CREATE TEMP TABLE ev AS
+            f"""CREATE OR REPLACE TEMP TABLE ev AS
 SELECT i.* EXCLUDE (lat, lon, asn, country),
   coalesce(i.country, g.g_country) AS country,
   coalesce(i.lat, g.g_lat) AS glat, coalesce(i.lon, g.g_lon) AS glon,
   coalesce(i.asn, g.g_net) AS net, coalesce(g.relay, false) AS relay,
   {_DEV} AS dev,
-  (i.event_time >= ?::TIMESTAMPTZ) AS in_window,
+  (i.event_time >= $start) AS in_window,
   CASE WHEN i.factor IN ('multiFactorAuthentication', 'Yes') THEN true
        WHEN i.factor IN ('singleFactorAuthentication', 'No') THEN false END AS mfa
-FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
-            [start],
+FROM ident i LEFT JOIN ipgeo g USING (src_ip)
+WHERE i.event_time >= $lo AND i.event_time < $end""",
+            {"start": start, "lo": lo, "end": end},
         )
-        con.unregister("ipgeo_arrow")
-        users = [r[0] for r in con.execute('SELECT DISTINCT "user" FROM ev').fetchall()]
-        targets = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT target FROM ev WHERE target IS NOT NULL"
-            ).fetchall()
-        ]
+        t2 = time.perf_counter()
+        self._baselines(s)
         # bare accounts (IAM users, Duo usernames) also bring the e-mail identity they
         # resolve to, so identity-level facts (dormancy) see the person's other accounts
-        from mantissa.identity.correlation import Resolver
-
-        resolver = Resolver(self.runtime, self.config)
-        linked = {resolver.resolve(u)[0] for u in users if u and "@" not in u}
-        wanted = set(users) | set(targets) | {x for x in linked if x}
-        stored = baselines.load(self.runtime.state, sorted(wanted))
-        con.register("bl_arrow", baselines.as_arrow(stored, end, self.config.learning_days))
-        con.execute("CREATE TEMP TABLE bl AS SELECT * FROM bl_arrow")
-        con.unregister("bl_arrow")
-        ips = [
+        bare = [
             r[0]
             for r in con.execute(
-                "SELECT DISTINCT src_ip FROM ev WHERE src_ip IS NOT NULL"
+                'SELECT DISTINCT "user" FROM ev WHERE NOT contains("user", \'@\')'
             ).fetchall()
         ]
-        con.register("kip_arrow", baselines.known_ip_arrow(self.runtime.state, ips))
-        con.execute("CREATE TEMP TABLE known_ips AS SELECT * FROM kip_arrow")
-        con.unregister("kip_arrow")
+        linked: list[str] = []
+        if bare:
+            res = self.resolver()
+            linked = sorted({x for x in (res.resolve(u)[0] for u in bare) if x})
+        con.register("bl_extra_arrow", pa.table({"account": pa.array(linked, pa.string())}))
+        con.execute("CREATE OR REPLACE TEMP TABLE bl_extra AS SELECT * FROM bl_extra_arrow")
+        con.unregister("bl_extra_arrow")
+        sql, params = baselines.bl_sql(end, self.config.learning_days)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE bl AS {sql}", params)
+        self.phases = {"read": t1 - t0, "ev": t2 - t1, "bl": time.perf_counter() - t2}
         return con
 
+    # -- runs -------------------------------------------------------------------
     def run(
         self,
         start: dt.datetime,
@@ -211,14 +335,20 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
         raise_alerts: bool = True,
         update_baselines: bool | None = None,
         only: list[str] | None = None,
-        con: Any = None,
+        ahead: dt.datetime | None = None,
     ) -> RunResult:
+        """Detect over ``[start, end)`` (with the lookback), fold the window into the
+        baselines (unless already folded, or ``update_baselines`` is false), raise alerts,
+        correlate kill chains, refresh risk. ``ahead``: read the lake up to there now
+        (a catch-up's next windows)."""
         t0 = time.perf_counter()
         res = RunResult(start=start, end=end)
-        own = con is None
-        con = self.session(start, end, con)
-        res.timings["load"] = time.perf_counter() - t0
         try:
+            con = self.session(start, end, ahead)
+            s = self._s
+            assert s is not None
+            res.timings["load"] = time.perf_counter() - t0
+            res.timings.update({f"load.{k}": v for k, v in self.phases.items()})
             res.events, res.users = con.execute(
                 'SELECT count(*), count(DISTINCT "user") FROM ev WHERE in_window'
             ).fetchone()
@@ -238,33 +368,45 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
                     res.errors[name] = str(exc).splitlines()[0]
                 res.timings[name] = time.perf_counter() - t
             if update_baselines is None:
-                mark = self._get(BASELINE_WATERMARK)
-                update_baselines = mark is None or start >= mark
+                update_baselines = s.mark is None or start >= s.mark
             if update_baselines:
                 t = time.perf_counter()
-                res.baselines_updated = baselines.update(self.runtime.state, con)
-                self.runtime.state.put(*BASELINE_WATERMARK, end.isoformat())
+                res.baselines_updated = baselines.fold(con)
+                s.mark, s.pending = max(end, s.mark or end), True
+                if not self._hold:
+                    self._flush(s)
                 res.timings["baselines"] = time.perf_counter() - t
-        finally:
-            if own:
-                con.close()
+            resolver = self.resolver()
+        except Exception:
+            self._discard()  # a half-built session must not be reused
+            raise
         t = time.perf_counter()
         from mantissa.identity import correlation, risk
 
-        res.candidates = risk.annotate(self.runtime, self.config, res.candidates, end)
+        res.candidates = risk.annotate(
+            self.runtime, self.config, res.candidates, end, resolver=resolver
+        )
         if raise_alerts and res.candidates:
             from mantissa.alerts.service import AlertService
 
             svc = AlertService(self.runtime)
             res.alerts = svc.raise_alerts(res.candidates)
-            incidents = correlation.incidents(self.runtime, self.config, end)
+            incidents = correlation.incidents(self.runtime, self.config, end, resolver=resolver)
             if incidents:
                 res.candidates += incidents
                 res.alerts += svc.raise_alerts(incidents)
-        risk.refresh(self.runtime, self.config, end)
+        risk.refresh(self.runtime, self.config, end, resolver=resolver)
         res.timings["alerts"] = time.perf_counter() - t
+        if not (self.keep_session or self._hold):
+            self.close()
         res.seconds = time.perf_counter() - t0
         return res
+
+    def _flush(self, s: _Session) -> None:
+        if s.pending:
+            baselines.flush(s.con, self.runtime.state, s.mark)
+            s.pending = False
+            s.stored = s.mark.isoformat() if s.mark else None
 
     def _get(self, key: tuple[str, str]) -> dt.datetime | None:
         v = self.runtime.state.get(*key)
@@ -279,36 +421,40 @@ FROM ident i LEFT JOIN ipgeo_arrow g USING (src_ip)""",
         dry_run: bool = False,
     ) -> list[RunResult]:
         """Run from ``start`` (default: the watermark, else 24 h ago) to ``end`` (now) in
-        chunks of one day, so baselines learn from each day before the next is judged.
-        ``dry_run``: find and explain only (no alert, no baseline update, no watermark)."""
+        chunks of one day, so baselines learn from each day before the next is judged —
+        one pass over the lake in one session; baselines are written (and the watermark
+        advanced) every ``FLUSH_EVERY`` chunks and at the end. ``dry_run``: find and
+        explain only (no alert, no baseline update, no watermark)."""
         now = dt.datetime.now(dt.UTC)
         end = end or now
         mark = self._get(WATERMARK)
         start = start or mark or (end - dt.timedelta(hours=24))
-        out = []
+        out: list[RunResult] = []
         t = start
-        con = None
+        self._hold = True
+        ok = False
         try:
             while t < end:
                 nxt = min(t + CHUNK, end)
-                if con is None:
-                    con = self.runtime.engine.connect() if self._duckdb() else None
                 out.append(
                     self.run(
                         t,
                         nxt,
                         raise_alerts=raise_alerts and not dry_run,
                         update_baselines=False if dry_run else None,
-                        con=con,
+                        ahead=min(t + PREFETCH, end),
                     )
                 )
                 t = nxt
-                if not dry_run and (mark is None or t > mark):
-                    self.runtime.state.put(*WATERMARK, t.isoformat())
+                last = t >= end
+                if not dry_run and (last or len(out) % FLUSH_EVERY == 0):
+                    if self._s is not None:
+                        self._flush(self._s)
+                    if mark is None or t > mark:
+                        self.runtime.state.put(*WATERMARK, t.isoformat())
+            ok = True
         finally:
-            if con is not None:
-                con.close()
+            self._hold = False
+            if not (self.keep_session and ok):
+                self.close() if ok else self._discard()
         return out
-
-    def _duckdb(self) -> bool:
-        return getattr(self.runtime.engine, "type", "") == "duckdb"
