@@ -46,6 +46,10 @@ register_table(TRACES_SPEC)
 register_table(METRICS_SPEC)
 
 SCHEMAS = {TRACES: otlp.TRACE_SCHEMA, METRICS: otlp.METRIC_SCHEMA}
+#: rows per Parquet row group of ``traces`` files: files are sorted by ``trace_id``, so a
+#: lookup by id reads one small group (min/max statistics) instead of the whole file
+TRACE_ROW_GROUP = 8192
+INDEX_ROW_GROUP = 2048
 
 
 @dataclass
@@ -68,6 +72,8 @@ def connection() -> duckdb.DuckDBPyConnection:
     with _BASE_LOCK:
         if _BASE is None:
             _BASE = duckdb.connect(config={"threads": 2, "memory_limit": "2GB"})
+            # lake files are immutable (new name per write): their footers can be cached
+            _BASE.execute("SET parquet_metadata_cache = true")
         con = _BASE.cursor()
     con.execute("SET TimeZone='UTC'")
     return con
@@ -96,7 +102,12 @@ def write_table(
         )
         con.unregister("_apm_in")
         order = "trace_id, start_time" if table == TRACES else "name, service_name, time"
-        res = LakeWriter(storage, con, table).write("_apm_batch", batch_id, order_by=order)
+        res = LakeWriter(storage, con, table).write(
+            "_apm_batch",
+            batch_id,
+            order_by=order,
+            row_group_size=TRACE_ROW_GROUP if table == TRACES else 122880,
+        )
         if table == TRACES and res.rows:
             _write_index(storage, con, batch_id)
         con.execute("DROP TABLE IF EXISTS _apm_batch")
@@ -120,7 +131,7 @@ def _write_index(storage: Storage, con: duckdb.DuckDBPyConnection, batch_id: str
                     month(event_time) AS month, day(event_time) AS day,
                     hour(event_time) AS hour
                 FROM _apm_batch ORDER BY trace_id)
-                TO '{f}' (FORMAT parquet, COMPRESSION zstd)"""
+                TO '{f}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {INDEX_ROW_GROUP})"""
         )
         storage.put_file(f, f"{INDEX_PREFIX}/{batch_id}.parquet")
     finally:
@@ -144,6 +155,7 @@ def compact(
     staging.mkdir(parents=True, exist_ok=True)
     table = partition.split("/", 1)[0]
     order = "trace_id, start_time" if table == TRACES else "name, service_name, time"
+    rg = TRACE_ROW_GROUP if table == TRACES else 122880
     try:
         uris = ", ".join("'" + storage.uri(o.key).replace("'", "''") + "'" for o in files)
         out = staging / "merged.parquet"
@@ -152,7 +164,7 @@ def compact(
                     hive_partitioning=true, union_by_name=true)
                 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) = 1
                 ORDER BY {order})
-                TO '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"""
+                TO '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {rg})"""
         )
         storage.put_file(out, f"{partition}/{batch_id}.parquet")
         for o in files:
@@ -174,7 +186,7 @@ def compact_index(storage: Storage, con: duckdb.DuckDBPyConnection, max_files: i
         out = staging / "index.parquet"
         con.execute(
             f"""COPY (SELECT DISTINCT * FROM read_parquet([{uris}]) ORDER BY trace_id)
-                TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
+                TO '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {INDEX_ROW_GROUP})"""
         )
         storage.put_file(out, f"{INDEX_PREFIX}/{batch_id}.parquet")
         for o in files:

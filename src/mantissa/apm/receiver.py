@@ -63,6 +63,10 @@ class ApmConfig(Section):
     max_age_days: float = Field(30.0, gt=0)
     compact_files: int = Field(12, ge=2)
     service_map_cache_secs: float = Field(300.0, ge=0)
+    #: rebuild the per-minute rollups of changed hours this often (0: only at query time)
+    rollup_secs: float = Field(60.0, ge=0)
+    #: how far back the background pass looks for changed hours
+    rollup_lookback_hours: float = Field(26.0, gt=0)
 
     def limits(self) -> otlp.Limits:
         return otlp.Limits(
@@ -250,12 +254,19 @@ class Receiver:
         self.flushes = 0
         self.policy = lake.CompactPolicy(max_files=self.cfg.compact_files)
         self.thread: threading.Thread | None = None
+        self.rollup_thread: threading.Thread | None = None
+        self.rollups_built = 0
         self.replay()
         if start:
             self.thread = threading.Thread(
                 target=self._loop, name="mantissa-apm-flush", daemon=True
             )
             self.thread.start()
+            if self.cfg.rollup_secs > 0:
+                self.rollup_thread = threading.Thread(
+                    target=self._rollup_loop, name="mantissa-apm-rollup", daemon=True
+                )
+                self.rollup_thread.start()
 
     # -- requests -------------------------------------------------------------
     def enter(self) -> None:
@@ -324,6 +335,21 @@ class Receiver:
                 log.exception("APM flush failed; retrying")
                 self.stop_event.wait(2.0)
 
+    def _rollup_loop(self) -> None:
+        """Keep the service map's per-minute rollups of recent hours current, so the
+        first query after ingest reads rollups instead of raw spans (a query still
+        rebuilds an hour whose files changed since)."""
+        import datetime as dt
+
+        from mantissa.apm import rollup
+
+        while not self.stop_event.wait(self.cfg.rollup_secs):
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=self.cfg.rollup_lookback_hours)
+            try:
+                self.rollups_built += rollup.refresh(self.storage, since)
+            except Exception:
+                log.exception("APM rollup refresh failed; retrying later")
+
     def flush(self, force: bool = True) -> int:
         """Write due (or, with ``force``, all) spooled rows to the lake; returns rows."""
         rows = 0
@@ -366,6 +392,8 @@ class Receiver:
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(30)
+        if self.rollup_thread is not None:
+            self.rollup_thread.join(30)
         self.flush(force=True)
 
 

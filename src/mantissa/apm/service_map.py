@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from mantissa.apm import lake
+from mantissa.apm import lake, rollup
 from mantissa.apm.queries import Window, _rows, spans_session
 
 # one scan of the window's files into a temp table; both queries below read it
@@ -91,17 +91,45 @@ def _r(v: Any) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def compute(storage: Any, window: Window, service: str | None = None) -> dict[str, Any]:
-    """The map of ``window`` (uncached)."""
-    con = spans_session(storage, window)
-    if con is None:
-        return {"nodes": [], "edges": [], "window": window.to_dict()}
-    try:
-        con.execute(_SPANS)
-        edges_raw = _rows(con, _EDGES)
-        nodes_raw = _rows(con, _NODES)
-    finally:
-        con.close()
+def _from_rollup(storage: Any, window: Window) -> tuple[list[Any], list[Any]] | None:
+    got = rollup.map_rows(storage, window)
+    if got is None:
+        return None
+    edges, node_rows = got
+    nodes = [
+        {
+            "id": r["service"],
+            "spans": r["sampled_spans"],
+            "errors": r["sampled_errors"],
+            "requests": r["entry_spans"],
+            "request_errors": r["request_errors"],
+            "avg_ms": r["entry_avg"],
+            "p99_ms": r["entry_p99"],
+            "estimate": r["estimate"],
+        }
+        for r in node_rows
+    ]
+    return edges, nodes
+
+
+def compute(
+    storage: Any, window: Window, service: str | None = None, rollup_ok: bool = True
+) -> dict[str, Any]:
+    """The map of ``window`` (uncached): from the per-minute rollups when the window is
+    on whole minutes, else from the raw spans (same figures)."""
+    got = _from_rollup(storage, window) if rollup_ok and rollup.aligned(window) else None
+    if got is not None:
+        edges_raw, nodes_raw = got
+    else:
+        con = spans_session(storage, window)
+        if con is None:
+            return {"nodes": [], "edges": [], "window": window.to_dict()}
+        try:
+            con.execute(_SPANS)
+            edges_raw = _rows(con, _EDGES)
+            nodes_raw = _rows(con, _NODES)
+        finally:
+            con.close()
     edges = []
     for e in edges_raw:
         est = bool(e["estimate"])
@@ -213,8 +241,14 @@ CACHE = ServiceMapCache()
 
 
 def service_map(
-    storage: Any, window: Window, service: str | None = None, cache: bool = True
+    storage: Any,
+    window: Window,
+    service: str | None = None,
+    cache: bool = True,
+    rollup: bool = True,
 ) -> dict[str, Any]:
-    if not cache:
-        return {**compute(storage, window, service), "cached": False}
+    """The service map of ``window`` (cached 5 minutes unless ``cache`` is false; from the
+    per-minute rollups unless ``rollup`` is false)."""
+    if not cache or not rollup:
+        return {**compute(storage, window, service, rollup_ok=rollup), "cached": False}
     return CACHE.get(storage, window, service)

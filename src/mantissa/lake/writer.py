@@ -70,8 +70,15 @@ class LakeWriter:
         )
         return [self.storage.uri(obj.key) for obj in objs]
 
-    def write(self, table: str, batch_id: str, order_by: str = "event_time") -> WriteResult:
-        """Write temp table ``table`` (with ``event_id`` and ``event_time``) to the lake."""
+    def write(
+        self,
+        table: str,
+        batch_id: str,
+        order_by: str = "event_time",
+        row_group_size: int = 122880,
+    ) -> WriteResult:
+        """Write temp table ``table`` (with ``event_id`` and ``event_time``) to the lake
+        (smaller ``row_group_size`` = finer min/max pruning for point lookups)."""
         con = self.con
         res = WriteResult()
         parts = con.execute(
@@ -112,7 +119,7 @@ class LakeWriter:
                     ORDER BY {order_by}
                 ) TO '{staging}' (FORMAT parquet, COMPRESSION zstd,
                     PARTITION_BY (year, month, day, hour), FILENAME_PATTERN 'part{{i}}',
-                    ROW_GROUP_SIZE 122880)"""
+                    ROW_GROUP_SIZE {int(row_group_size)})"""
             )
             written = 0
             if any(staging.rglob("*.parquet")):
