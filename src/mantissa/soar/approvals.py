@@ -72,7 +72,7 @@ def gate(executor: Any, ex: Any, pb: Any, step: Any, row: Any, rendered: list[An
     state = executor.state
     eid = ex.id
     digest = params_digest(rendered)
-    with state.engine.connect() as conn:
+    with executor._tx() as conn:
         ap = conn.execute(
             sa.select(approvals).where(
                 approvals.c.execution_id == eid, approvals.c.step_key == step.id
@@ -86,7 +86,7 @@ def gate(executor: Any, ex: Any, pb: Any, step: Any, row: Any, rendered: list[An
             timeout = cfg.timeout_seconds
         aid = new_id("ap")
         masked = mask(rendered[0] if len(rendered) == 1 else {"items": rendered}, [])
-        with state.begin() as conn:
+        with executor._tx() as conn:
             try:
                 conn.execute(
                     approvals.insert().values(
@@ -115,22 +115,22 @@ def gate(executor: Any, ex: Any, pb: Any, step: Any, row: Any, rendered: list[An
         if as_utc(ap.expires_at) <= now:  # type: ignore[operator]
             _expire(state, ap.id)
             return gate(executor, ex, pb, step, row, rendered)
-        with state.begin() as conn:
+        with executor._tx() as conn:
             executor._set_exec(conn, eid, "waiting_approval")
         return "wait"
     if ap.status in ("approved", "auto_approved"):
         if ap.parameters_sha256 != digest:
             executor._fail(ex, step, f"step {step.id}: parameters changed since approval {ap.id}")
             return "failed"
-        with state.begin() as conn:
+        with executor._tx() as conn:
             executor._set_exec(conn, eid, "running")
         return "proceed"
     if ap.status == "denied":
         if step.on_deny == "skip":
-            with state.begin() as conn:
+            with executor._tx() as conn:
                 executor._set_exec(conn, eid, "running")
             return "skip"
-        with state.begin() as conn:
+        with executor._tx() as conn:
             executor._transition(
                 conn,
                 eid,
@@ -143,7 +143,7 @@ def gate(executor: Any, ex: Any, pb: Any, step: Any, row: Any, rendered: list[An
         executor._finish(eid, "denied", f"step {step.id} denied by {ap.decided_by}")
         return "denied"
     if ap.status == "expired":
-        with state.begin() as conn:
+        with executor._tx() as conn:
             executor._transition(
                 conn,
                 eid,

@@ -18,6 +18,7 @@ by whoever runs the execution next (the foreground process, ``serve``'s tick loo
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -26,7 +27,9 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,13 +81,65 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# Statements built once: SQLAlchemy then skips building and cache-keying them per call,
+# which was most of an execution's cost (bench/soar.py).
+_AUDIT_INSERT = audit.insert()
+_INSERT_EXEC = executions.insert()
+_INSERT_STEPS = steps.insert()
+_FINISH_EXEC = (
+    executions.update()
+    .where(executions.c.id == sa.bindparam("w_eid"), executions.c.status.notin_(TERMINAL))
+    .values(
+        status=sa.bindparam("v_status", type_=executions.c.status.type),
+        error=sa.bindparam("v_error", type_=executions.c.error.type),
+        updated_at=sa.bindparam("v_now", type_=executions.c.updated_at.type),
+        ended_at=sa.bindparam("v_now", type_=executions.c.ended_at.type),
+    )
+)
+_SELECT_EXEC = sa.select(executions).where(executions.c.id == sa.bindparam("w_eid"))
+_SELECT_EXEC_STATE = sa.select(executions.c.status, executions.c.cancel_requested).where(
+    executions.c.id == sa.bindparam("w_eid")
+)
+_SELECT_STEPS = sa.select(steps).where(steps.c.execution_id == sa.bindparam("w_eid"))
+_SET_EXEC = (
+    executions.update()
+    .where(executions.c.id == sa.bindparam("w_eid"), executions.c.status.notin_(TERMINAL))
+    .values(
+        status=sa.bindparam("v_status", type_=executions.c.status.type),
+        updated_at=sa.bindparam("v_updated_at", type_=executions.c.updated_at.type),
+    )
+)
+_STEP_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _step_update(keys: tuple[str, ...]) -> Any:
+    """``UPDATE steps SET <keys> WHERE execution_id, key``, built once per column set."""
+    stmt = _STEP_UPDATES.get(keys)
+    if stmt is None:
+        stmt = (
+            steps.update()
+            .where(
+                steps.c.execution_id == sa.bindparam("w_eid"),
+                steps.c.key == sa.bindparam("w_key"),
+            )
+            .values({k: sa.bindparam(f"v_{k}", type_=steps.c[k].type) for k in keys})
+        )
+        _STEP_UPDATES[keys] = stmt
+    return stmt
+
+
 def record_audit(
     conn: Any, execution_id: str | None, kind: str, detail: dict[str, Any], actor: str | None = None
 ) -> None:
     conn.execute(
-        audit.insert().values(
-            at=utcnow(), execution_id=execution_id, kind=kind, actor=actor, detail=detail
-        )
+        _AUDIT_INSERT,
+        {
+            "at": utcnow(),
+            "execution_id": execution_id,
+            "kind": kind,
+            "actor": actor,
+            "detail": detail,
+        },
     )
 
 
@@ -96,6 +151,26 @@ class Executor:
         self.state = runtime.state
         self.transport = transport
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: while :meth:`run` works: its connection and the execution's step rows
+        self._conn: Any = None
+        self._rows: dict[str, Any] | None = None
+        self._eid: str | None = None
+        self._seen: Any = None
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """A committed transaction: on the connection :meth:`run` holds (no pool
+        checkout per step), else a fresh one. Only the running thread uses it."""
+        conn = self._conn
+        if conn is None:
+            with self.state.begin() as c:
+                yield c
+            return
+        with conn.begin():
+            yield conn
+            # read the status and cancel flag in the same transaction: the run loop
+            # needs them before the next step, and this saves a transaction per step
+            self._seen = conn.execute(_SELECT_EXEC_STATE, {"w_eid": self._eid}).first()
 
     @cached_property
     def store(self) -> PlaybookStore:
@@ -130,27 +205,28 @@ class Executor:
         try:
             with self.state.begin() as conn:
                 conn.execute(
-                    executions.insert().values(
-                        id=eid,
-                        playbook_id=pid,
-                        version=version,
-                        status="running",
-                        trigger=trigger,
-                        alert_id=(alert or {}).get("id") if trigger == "alert" else None,
-                        input={
+                    _INSERT_EXEC,
+                    {
+                        "id": eid,
+                        "playbook_id": pid,
+                        "version": version,
+                        "status": "running",
+                        "trigger": trigger,
+                        "alert_id": (alert or {}).get("id") if trigger == "alert" else None,
+                        "input": {
                             "input": input if input is not None else (alert or {}),
                             "alert": alert,
                         },
-                        dry_run=dry_run,
-                        actor=actor,
-                        cancel_requested=False,
-                        created_at=now,
-                        updated_at=now,
-                        deadline_at=now + dt.timedelta(seconds=timeout),
-                    )
+                        "dry_run": dry_run,
+                        "actor": actor,
+                        "cancel_requested": False,
+                        "created_at": now,
+                        "updated_at": now,
+                        "deadline_at": now + dt.timedelta(seconds=timeout),
+                    },
                 )
                 conn.execute(
-                    steps.insert(),
+                    _INSERT_STEPS,
                     [
                         {
                             "execution_id": eid,
@@ -233,8 +309,9 @@ class Executor:
     # -- leases ---------------------------------------------------------------------------
     def _lease(self, eid: str, ttl: float) -> bool:
         name = f"soar-exec:{eid}"
-        if self.state.acquire_lease(name, self.owner, ttl):
-            return True
+        with self._tx() as conn:
+            if self.state.acquire_lease(name, self.owner, ttl, conn):
+                return True
         # a holder on this host whose process is gone (kill -9): take over at once
         with self.state.begin() as conn:
             row = conn.execute(sa.select(leases.c.owner).where(leases.c.name == name)).first()
@@ -245,20 +322,31 @@ class Executor:
                     conn.execute(
                         leases.delete().where(leases.c.name == name, leases.c.owner == row[0])
                     )
-        return self.state.acquire_lease(name, self.owner, ttl)
+        with self._tx() as conn:
+            return self.state.acquire_lease(name, self.owner, ttl, conn)
 
     def _release(self, eid: str) -> None:
-        self.state.release_lease(f"soar-exec:{eid}", self.owner)
+        name = f"soar-exec:{eid}"
+        try:
+            with self._tx() as conn:
+                self.state.release_lease(name, self.owner, conn)
+        except sa.exc.DBAPIError:  # the held connection broke: a fresh one
+            self.state.release_lease(name, self.owner)
 
     # -- running --------------------------------------------------------------------------
     def run(self, eid: str, *, wait_retries: bool = True) -> str:
         """Run execution ``eid`` until it ends or waits for a person; returns its status."""
-        if not self._lease(eid, 60):
-            return self._status(eid)
-        try:
-            return self._run(eid, wait_retries)
-        finally:
-            self._release(eid)
+        with self.state.engine.connect() as conn:
+            self._conn, self._eid, self._seen = conn, eid, None
+            try:
+                if not self._lease(eid, 60):
+                    return self._status(eid)
+                try:
+                    return self._run(eid, wait_retries)
+                finally:
+                    self._release(eid)
+            finally:
+                self._conn = self._rows = self._eid = self._seen = None
 
     def _status(self, eid: str) -> str:
         with self.state.engine.connect() as conn:
@@ -268,12 +356,20 @@ class Executor:
         return str(st)
 
     def _run(self, eid: str, wait_retries: bool) -> str:
-        with self.state.engine.connect() as conn:
-            ex = conn.execute(sa.select(executions).where(executions.c.id == eid)).first()
-        if ex is None:
-            raise NotFound(f"execution {eid!r} not found")
+        with self._tx() as conn:
+            row = conn.execute(_SELECT_EXEC, {"w_eid": eid}).first()
+            if row is None:
+                raise NotFound(f"execution {eid!r} not found")
+            # mutable copies: this process holds the lease, so it alone changes the steps;
+            # every step transition updates them (see _set_step) instead of a re-read
+            rows = {
+                r.key: SimpleNamespace(**r._mapping)
+                for r in conn.execute(_SELECT_STEPS, {"w_eid": eid})
+            }
+        ex = SimpleNamespace(**row._mapping)
         if ex.status in TERMINAL:
             return str(ex.status)
+        self._rows = rows
         pb = self.store.load(ex.playbook_id, ex.version)
         ctx: dict[str, Any] = {
             "input": ex.input.get("input") or {},
@@ -284,46 +380,53 @@ class Executor:
             "execution": {"id": eid, "playbook": pb.pid, "version": ex.version},
         }
         order = pb.order()
+        deadline = as_utc(ex.deadline_at)
         first = True
         while True:
-            with self.state.engine.connect() as conn:
-                if not first:  # the first pass uses the row read above
-                    ex = conn.execute(sa.select(executions).where(executions.c.id == eid)).first()
-                srows = {
-                    r.key: r
-                    for r in conn.execute(sa.select(steps).where(steps.c.execution_id == eid))
-                }
+            if not first:  # status and cancel flag only: the rest does not change
+                state, self._seen = self._seen, None
+                if state is None:
+                    with self._tx():
+                        pass  # reads them
+                    state, self._seen = self._seen, None
+                if state is None:
+                    raise NotFound(f"execution {eid!r} not found")
+                ex.status, ex.cancel_requested = state
             first = False
             if ex.status in TERMINAL:
                 return str(ex.status)
             if ex.cancel_requested:
                 return self._finish(eid, "cancelled", "cancelled by request")
-            if utcnow() >= as_utc(ex.deadline_at):  # type: ignore[operator]
+            if utcnow() >= deadline:  # type: ignore[operator]
                 return self._finish(eid, "failed", "execution timed out")
             ctx["steps"] = {
-                r.step_id: {"status": r.status, "output": r.output} for r in srows.values()
+                r.step_id: {"status": r.status, "output": r.output} for r in rows.values()
             }
             nxt = None
             for step in order:
-                row = srows[step.id]
-                if row.status in STEP_DONE:
+                srow = rows[step.id]
+                if srow.status in STEP_DONE:
                     continue
-                nxt = (step, row)
+                nxt = (step, srow)
                 break
             if nxt is None:
-                failed = [r for r in srows.values() if r.status == "failed"]
+                failed = [r for r in rows.values() if r.status == "failed"]
                 return self._finish(
                     eid, "succeeded", None, note="with failures" if failed else None
                 )
-            step, row = nxt
-            outcome = self._step(ex, pb, step, row, ctx, wait_retries)
+            step, srow = nxt
+            outcome = self._step(ex, pb, step, srow, ctx, wait_retries)
             if outcome is not None:
                 return outcome
 
     def _set_step(self, conn: Any, eid: str, key: str, **values: Any) -> None:
-        conn.execute(
-            steps.update().where(steps.c.execution_id == eid, steps.c.key == key).values(**values)
-        )
+        keys = tuple(sorted(values))
+        params = {f"v_{k}": values[k] for k in keys}
+        conn.execute(_step_update(keys), {"w_eid": eid, "w_key": key, **params})
+        row = (self._rows or {}).get(key)
+        if row is not None:
+            for k, v in values.items():
+                setattr(row, k, v)
 
     def _transition(
         self,
@@ -339,11 +442,9 @@ class Executor:
 
     def _finish(self, eid: str, status: str, error: str | None, note: str | None = None) -> str:
         now = utcnow()
-        with self.state.begin() as conn:
+        with self._tx() as conn:
             res = conn.execute(
-                executions.update()
-                .where(executions.c.id == eid, executions.c.status.notin_(TERMINAL))
-                .values(status=status, error=error, updated_at=now, ended_at=now)
+                _FINISH_EXEC, {"w_eid": eid, "v_status": status, "v_error": error, "v_now": now}
             )
             if res.rowcount:
                 if status in ("cancelled", "expired", "denied", "failed"):
@@ -370,11 +471,7 @@ class Executor:
         return self._status(eid)
 
     def _set_exec(self, conn: Any, eid: str, status: str) -> None:
-        conn.execute(
-            executions.update()
-            .where(executions.c.id == eid, executions.c.status.notin_(TERMINAL))
-            .values(status=status, updated_at=utcnow())
-        )
+        conn.execute(_SET_EXEC, {"w_eid": eid, "v_status": status, "v_updated_at": utcnow()})
 
     def _step(
         self, ex: Any, pb: Playbook, step: Step, row: Any, ctx: dict[str, Any], wait: bool
@@ -385,7 +482,7 @@ class Executor:
         # dependencies that did not succeed: skip this step
         bad = [d for d in step.depends_on if ctx["steps"].get(d, {}).get("status") != "succeeded"]
         if bad and row.status == "pending":
-            with self.state.begin() as conn:
+            with self._tx() as conn:
                 self._transition(
                     conn,
                     eid,
@@ -404,10 +501,10 @@ class Executor:
                     "the action is not idempotent: check the target, then "
                     f"`mantissa executions resume {eid} --retry {step.id}`"
                 )
-                with self.state.begin() as conn:
+                with self._tx() as conn:
                     self._transition(conn, eid, step.id, "in_doubt", error=msg, ended_at=utcnow())
                 return self._finish(eid, "failed", msg)
-            with self.state.begin() as conn:
+            with self._tx() as conn:
                 record_audit(
                     conn,
                     eid,
@@ -431,7 +528,7 @@ class Executor:
                 and step.condition
                 and not templates.evaluate(step.condition, ctx, f"{where}.condition")
             ):
-                with self.state.begin() as conn:
+                with self._tx() as conn:
                     self._transition(
                         conn,
                         eid,
@@ -462,7 +559,7 @@ class Executor:
             if verdict == "wait":
                 return "waiting_approval"
             if verdict == "skip":
-                with self.state.begin() as conn:
+                with self._tx() as conn:
                     self._transition(
                         conn,
                         eid,
@@ -491,7 +588,7 @@ class Executor:
         return out
 
     def _fail(self, ex: Any, step: Step, msg: str) -> str | None:
-        with self.state.begin() as conn:
+        with self._tx() as conn:
             self._transition(
                 conn, ex.id, step.id, "failed", {"error": msg}, error=msg, ended_at=utcnow()
             )
@@ -518,7 +615,7 @@ class Executor:
         done_items: list[Any] = list((prior or {}).get("items", [])) if prior else []
         now = utcnow()
         if not ex.dry_run:
-            with self.state.begin() as conn:
+            with self._tx() as conn:
                 self._transition(
                     conn,
                     eid,
@@ -555,7 +652,7 @@ class Executor:
                 out = self._call(spec, actx, params, deadline, where)
                 outputs.append(out)
                 if items is not None and not ex.dry_run:
-                    with self.state.begin() as conn:
+                    with self._tx() as conn:
                         self._set_step(conn, eid, step.id, output={"items": outputs})
         except Exception as exc:
             msg = f"{where}: " + (
@@ -565,7 +662,7 @@ class Executor:
             permanent = isinstance(exc, ConfigError | templates.TemplateRejected)
             if step.retries and attempt < step.retries.max_attempts and not permanent:
                 backoff = step.retries.backoff_seconds * (2 ** (attempt - 1))
-                with self.state.begin() as conn:
+                with self._tx() as conn:
                     self._transition(
                         conn,
                         eid,
@@ -577,7 +674,7 @@ class Executor:
                         next_attempt_at=utcnow() + dt.timedelta(seconds=backoff),
                     )
                 return None
-            with self.state.begin() as conn:
+            with self._tx() as conn:
                 self._transition(
                     conn,
                     eid,
@@ -592,7 +689,7 @@ class Executor:
                 return None
             return self._finish(eid, "failed", msg)
         output = outputs[0] if items is None else {"items": outputs}
-        with self.state.begin() as conn:
+        with self._tx() as conn:
             values = dict(output=mask(output, secrets), ended_at=utcnow(), error=None)
             if ex.dry_run:
                 values.update(

@@ -166,32 +166,67 @@ class StateStore:
             conn.execute(kv.delete().where(kv.c.namespace == namespace, kv.c.key == key))
 
     # -- leases ---------------------------------------------------------------
-    def acquire_lease(self, name: str, owner: str, ttl_secs: float) -> bool:
-        """Take or renew lease ``name`` for ``owner``; False while another owner holds it."""
-        now = utcnow()
-        expires = now + dt.timedelta(seconds=ttl_secs)
-        with self.begin() as conn:
-            res = conn.execute(
-                leases.update()
-                .where(leases.c.name == name)
-                .where(sa.or_(leases.c.owner == owner, leases.c.expires_at < now))
-                .values(owner=owner, expires_at=expires)
-            )
-            if res.rowcount:
-                return True
-            try:
-                with conn.begin_nested():
-                    conn.execute(leases.insert().values(name=name, owner=owner, expires_at=expires))
-                return True
-            except sa.exc.IntegrityError:
-                return False
+    def acquire_lease(
+        self, name: str, owner: str, ttl_secs: float, conn: Connection | None = None
+    ) -> bool:
+        """Take or renew lease ``name`` for ``owner``; False while another owner holds it.
 
-    def release_lease(self, name: str, owner: str) -> None:
-        with self.begin() as conn:
-            conn.execute(leases.delete().where(leases.c.name == name, leases.c.owner == owner))
+        With ``conn`` (a connection inside a transaction) the lease is taken in that
+        transaction and commits with it."""
+        if conn is None:
+            with self.begin() as c:
+                return self.acquire_lease(name, owner, ttl_secs, c)
+        now = utcnow()
+        params = {"w_name": name, "w_owner": owner, "w_now": now}
+        res = conn.execute(
+            _LEASE_RENEW, {**params, "v_expires": now + dt.timedelta(seconds=ttl_secs)}
+        )
+        if res.rowcount:
+            return True
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    _LEASE_INSERT,
+                    {
+                        "name": name,
+                        "owner": owner,
+                        "expires_at": now + dt.timedelta(seconds=ttl_secs),
+                    },
+                )
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    def release_lease(self, name: str, owner: str, conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.begin() as c:
+                self.release_lease(name, owner, c)
+            return
+        conn.execute(_LEASE_DELETE, {"w_name": name, "w_owner": owner})
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# lease statements built once (executions take and drop a lease each: bench/soar.py)
+_LEASE_RENEW = (
+    leases.update()
+    .where(leases.c.name == sa.bindparam("w_name"))
+    .where(
+        sa.or_(
+            leases.c.owner == sa.bindparam("w_owner"),
+            leases.c.expires_at < sa.bindparam("w_now", type_=leases.c.expires_at.type),
+        )
+    )
+    .values(
+        owner=sa.bindparam("w_owner"),
+        expires_at=sa.bindparam("v_expires", type_=leases.c.expires_at.type),
+    )
+)
+_LEASE_INSERT = leases.insert()
+_LEASE_DELETE = leases.delete().where(
+    leases.c.name == sa.bindparam("w_name"), leases.c.owner == sa.bindparam("w_owner")
+)
 
 
 def _import_table_modules() -> None:
