@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.identity.scenario import EXPECTED, VPN_CIDR, World, build
+from tests.identity.scenario import EXPECTED, KILL_CHAIN_IAM, VPN_CIDR, World, build
 
 EVAL_CONFIG = {
     "identity": {
@@ -31,6 +31,10 @@ class Score:
     false_alerts: list[Any] = field(default_factory=list)
     alerts: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    #: how the kill-chain victim's accounts resolve: account -> (identity, link kind)
+    links: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    #: providers named by the kill-chain incident of the victim
+    kill_chain_providers: list[str] = field(default_factory=list)
 
     @property
     def false_per_1000_user_days(self) -> float:
@@ -47,6 +51,8 @@ class Score:
             "false_alerts": len(self.false_alerts),
             "false_per_1000_users_per_day": round(self.false_per_1000_user_days, 3),
             "false_alert_rules": sorted({c.rule_id for c in self.false_alerts}),
+            "kill_chain_providers": self.kill_chain_providers,
+            "links": {k: list(v) for k, v in self.links.items()},
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
         }
 
@@ -73,7 +79,10 @@ def evaluate(tmp: Path, seed: int = 1, users: int = 150, days: int = 16) -> tupl
     world, files = build(seed, users, days, tmp / "input")
     t1 = time.perf_counter()
     cfg = tmp / "mantissa.yaml"
-    cfg.write_text(yaml.safe_dump(EVAL_CONFIG))
+    victim = world.kill_chain_user
+    assert victim is not None
+    conf = {"identity": {**EVAL_CONFIG["identity"], "links": {victim.email: [KILL_CHAIN_IAM]}}}
+    cfg.write_text(yaml.safe_dump(conf))
     rt = Runtime(data_dir=tmp / "data", config_path=cfg)
     con = ingest_connection()
     for source, paths in files.items():
@@ -83,7 +92,8 @@ def evaluate(tmp: Path, seed: int = 1, users: int = 150, days: int = 16) -> tupl
         assert summ.rejected == 0, (source, summ.to_dict())
     t2 = time.perf_counter()
     end = max(a.end for a in world.attacks) + dt.timedelta(hours=1)
-    results = IdentityRun(rt).catch_up(world.start, max(end, world.end), raise_alerts=False)
+    # alerts go through the alert path: kill-chain incidents correlate stored alerts
+    results = IdentityRun(rt).catch_up(world.start, max(end, world.end), raise_alerts=True)
     t3 = time.perf_counter()
     cands = [c for r in results for c in r.candidates if c.last_seen >= world.score_start]
     errors = {k: v for r in results for k, v in r.errors.items()}
@@ -95,8 +105,21 @@ def evaluate(tmp: Path, seed: int = 1, users: int = 150, days: int = 16) -> tupl
             c.rule_id in EXPECTED[a.technique] and _linked(c, a) for c in cands
         )
     for c in cands:
-        if c.rule_id == "identity.kill_chain":
-            continue
         if not any(_linked(c, a) for a in world.attacks):
             score.false_alerts.append(c)
+    from mantissa.identity.config import load
+    from mantissa.identity.correlation import Resolver
+
+    res = Resolver(rt, load(rt))
+    for acct in (
+        victim.email,
+        KILL_CHAIN_IAM,
+        victim.name,
+        f"arn:aws:iam::123456789012:user/{victim.name}",
+    ):
+        score.links[acct] = res.resolve(acct)
+    for c in cands:
+        if c.rule_id == "identity.kill_chain" and c.entities.get("user") == victim.email:
+            score.kill_chain_providers = sorted(set(c.entities.get("provider", "").split(",")))
+    rt.state.close()
     return world, score

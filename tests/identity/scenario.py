@@ -1,7 +1,9 @@
 """Evaluation scenario: weeks of benign identity activity for a few hundred users, in each
 provider's native log format (Okta System Log, Entra ID sign-in/audit exports, Duo
-authentication logs, CloudTrail), plus labelled attacks of every technique at random
-times and users inside the scored days.
+authentication logs, CloudTrail, Google Workspace Admin SDK Reports activities, Microsoft
+365 Management Activity API records), plus labelled attacks of every technique at random
+times and users inside the scored days — including a kill chain that crosses Okta/Duo,
+Google Workspace, Microsoft 365 and AWS for one person.
 
 Benign behaviour is written as carefully as the attacks: work hours by time zone, quiet
 weekends, typo'd passwords, off-hours sign-ins from home, real trips at airliner speeds
@@ -79,6 +81,14 @@ class User:
     trip: tuple[int, int, tuple[Any, ...]] | None = None  # (day, days, place)
     new_laptop_day: int | None = None
     home_used: bool = False
+    gws: bool = False  # also signs in to Google Workspace (Gmail, Drive) directly
+    m365: bool = False  # Entra ID sign-ins also land in the Microsoft 365 audit log
+
+    @property
+    def iam(self) -> str:
+        """The person's AWS IAM user (engineers; the kill-chain victim's is linked
+        explicitly, the others by e-mail local part)."""
+        return self.name
 
     @property
     def uid(self) -> str:
@@ -115,7 +125,16 @@ EXPECTED = {
     "off_hours_grant": {"identity.off_hours_grant"},
     "dormant_account": {"identity.dormant_account"},
     "new_api_token": {"identity.new_api_token"},
+    "m365_password_spray": {"identity.password_spray"},
+    "gws_brute_force": {"identity.brute_force"},
+    "gws_mfa_disable": {"identity.mfa_bypass"},
+    "cross_provider_kill_chain": {"identity.kill_chain"},
 }
+
+#: the AWS IAM user of the kill-chain victim, linked to their e-mail only by configuration
+KILL_CHAIN_IAM = "adm-ops7"
+GWS_CUSTOMER = "C03az79cb"
+M365_ORG = "4f1e2d3c-0000-4b5a-9c8d-7e6f5a4b3c2d"
 
 
 class World:
@@ -136,7 +155,10 @@ class World:
         self.azure: list[dict[str, Any]] = []
         self.duo: list[dict[str, Any]] = []
         self.cloudtrail: list[dict[str, Any]] = []
+        self.gws: list[dict[str, Any]] = []
+        self.m365: list[dict[str, Any]] = []
         self.attacks: list[Attack] = []
+        self.kill_chain_user: User | None = None
         self._ip = 0
         self.users = [self._user(i) for i in range(users)]
 
@@ -157,7 +179,7 @@ class World:
             idp="okta" if i % 2 == 0 else "azure_ad", city=city, dept=DEPTS[i % len(DEPTS)],
             office_ip=f"100.100.{CITIES.index(city)}.{1 + i % 4}", home_ip=self.ip(),
             asn_home=7000 + r.randrange(40), ua=r.choice(UAS), vpn=r.random() < 0.1,
-            engineer=i % 5 == 0,
+            engineer=i % 5 == 0, gws=i % 4 == 0, m365=i % 4 == 1,
         )  # fmt: skip
         if r.random() < 0.12:
             place = r.choice([p for p in TRIP_CITIES if p[1] != city[1]])
@@ -291,6 +313,72 @@ class World:
         self.cloudtrail.append(ev)
         return eid
 
+    def gws_activity(self, t: dt.datetime, u: User | None, app: str, name: str, ip: str,
+                     region: str | None, params: dict[str, Any], *, email: str | None = None,
+                     etype: str | None = None) -> str:  # fmt: skip
+        """A Google Workspace Admin SDK Reports activity (``activities.list`` item) with one
+        event; returns the event id the ``google_workspace`` source gives it."""
+        uq = str(self.rng.randrange(-(2**63), 2**63))
+        when = t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+        plist = []
+        for k, v in params.items():
+            if isinstance(v, bool):
+                plist.append({"name": k, "boolValue": v})
+            elif isinstance(v, list):
+                plist.append({"name": k, "multiValue": v})
+            else:
+                plist.append({"name": k, "value": v})
+        act = {
+            "kind": "admin#reports#activity",
+            "id": {"time": when, "uniqueQualifier": uq, "applicationName": app,
+                   "customerId": GWS_CUSTOMER},
+            "etag": f'"eval/{self.rng.getrandbits(64):x}"',
+            "actor": {"callerType": "USER", "email": u.email if u else email,
+                      "profileId": str(104000000000000000000 + (u.i if u else 999999))},
+            "ipAddress": ip,
+            "events": [{"type": etype or app, "name": name, "parameters": plist}],
+        }  # fmt: skip
+        if region:
+            act["networkInfo"] = {"regionCode": region}
+        self.gws.append(act)
+        return uq
+
+    def gws_login(self, t: dt.datetime, u: User, ip: str, region: str | None, ok: bool = True) -> str:  # fmt: skip
+        params: dict[str, Any] = {"login_type": "google_password",
+                                  "login_challenge_method": ["password", "google_authenticator"],
+                                  "is_second_factor": False, "is_suspicious": False}  # fmt: skip
+        if not ok:
+            params["login_failure_type"] = "login_failure_invalid_password"
+        return self.gws_activity(t, u, "login", "login_success" if ok else "login_failure", ip,
+                                 region, params, etype="login")  # fmt: skip
+
+    def m365_record(self, t: dt.datetime, user: str, op: str, ip: str, *, ua: str | None = None,
+                    ok: bool = True, extra: dict[str, Any] | None = None) -> str:  # fmt: skip
+        """An Office 365 Management Activity API audit record (a content-blob entry)."""
+        rid = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        rec: dict[str, Any] = {
+            "CreationTime": t.strftime("%Y-%m-%dT%H:%M:%S"), "Id": rid, "Operation": op,
+            "OrganizationId": M365_ORG, "RecordType": 15, "ResultStatus": "Success" if ok else "Failed",
+            "UserKey": f"1003200{abs(hash(user)) % 10**9:09d}", "UserType": 0, "Version": 1,
+            "Workload": "AzureActiveDirectory", "ClientIP": ip, "UserId": user,
+            "ObjectId": "00000003-0000-0ff1-ce00-000000000000",
+            "AzureActiveDirectoryEventType": 1 if op.startswith("UserLog") else 0,
+            "ActorContextId": M365_ORG, "ActorIpAddress": ip, "TargetContextId": M365_ORG,
+            "Actor": [{"ID": user, "Type": 5}],
+            "Target": [{"ID": "00000003-0000-0ff1-ce00-000000000000", "Type": 0}],
+        }  # fmt: skip
+        if op.startswith("UserLog"):
+            rec["ExtendedProperties"] = [
+                {"Name": "ResultStatusDetail", "Value": "Success" if ok else "Invalid password"},
+                {"Name": "UserAgent", "Value": ua or ""},
+                {"Name": "RequestType", "Value": "Login:login"},
+            ]
+            if not ok:
+                rec["LogonError"] = "InvalidUserNameOrPassword"
+        rec.update(extra or {})
+        self.m365.append(rec)
+        return rid
+
     # -- benign ---------------------------------------------------------------
     def home_place(self, u: User) -> tuple[Any, ...]:
         c = u.city
@@ -314,9 +402,20 @@ class World:
         else:
             if typo:
                 ids.append(self.azure_signin(t - dt.timedelta(seconds=40), u, ip, ua, place, 50126))
+                if u.m365:
+                    ids.append(self.m365_record(t - dt.timedelta(seconds=39), u.email,
+                                                "UserLoginFailed", ip, ua=ua, ok=False))  # fmt: skip
             for k in range(1 + apps // 2):
                 tt = t + dt.timedelta(minutes=0 if k == 0 else self.rng.uniform(1, spread_mins))
                 ids.append(self.azure_signin(tt, u, ip, ua, place))
+                if u.m365:  # the same sign-in as Exchange Online / SharePoint audits it
+                    ids.append(self.m365_record(tt + dt.timedelta(seconds=2), u.email,
+                                                "UserLoggedIn", ip, ua=ua))  # fmt: skip
+        if u.gws:  # Gmail / Drive: straight to Google, from the same network
+            tg = t + dt.timedelta(minutes=self.rng.uniform(2, 20))
+            if typo and self.rng.random() < 0.5:
+                ids.append(self.gws_login(tg - dt.timedelta(seconds=30), u, ip, place[1], ok=False))
+            ids.append(self.gws_login(tg, u, ip, place[1]))
         return ids
 
     def benign(self) -> None:
@@ -379,6 +478,21 @@ class World:
                     self.okta_event(self.local(u, d, 11), u, "system.api_token.create", "SUCCESS",
                                     u.office_ip, ua, self.home_place(u), 6000,
                                     target=[{"type": "Token", "displayName": f"ci-{d}"}])  # fmt: skip
+                if u.role == "itadmin" and weekday < 5 and d % 4 == 1:
+                    # Workspace: delegated admin roles, inside the change window
+                    tgt = r.choice([x for x in self.users if x.role == "user" and x.gws])
+                    self.gws_activity(self.local(u, d, r.uniform(10, 16)), u, "admin", "ASSIGN_ROLE",
+                                      u.office_ip, u.city[1],
+                                      {"ROLE_NAME": "Help Desk Admin", "USER_EMAIL": tgt.email},
+                                      etype="DELEGATED_ADMIN_SETTINGS")  # fmt: skip
+                if u.role == "itadmin" and weekday < 5 and d % 5 == 2:
+                    # Entra ID roles as the Microsoft 365 audit log records them
+                    tgt = r.choice([x for x in self.users if x.role == "user" and x.m365])
+                    self.m365_record(self.local(u, d, r.uniform(10, 16)), u.email, "Add member to role.",
+                                     u.office_ip, extra={
+                                         "ModifiedProperties": [{"Name": "Role.DisplayName", "NewValue": "Reports Reader", "OldValue": ""}],
+                                         "Target": [{"ID": f"User_{uuid.UUID(int=tgt.i)}", "Type": 2},
+                                                    {"ID": tgt.email, "Type": 5}]})  # fmt: skip
                 if u.role == "itadmin" and weekday < 5 and d % 3 == 0:
                     tgt = r.choice([x for x in self.users if x.role == "user"])
                     self.okta_event(self.local(u, d, r.uniform(10, 16)), u, "user.account.privilege.grant",
@@ -574,13 +688,83 @@ class World:
         a.event_ids.add(self.okta_event(t, v, "system.api_token.create", "SUCCESS", v.office_ip, v.ua.format(v=130),
                                         self.home_place(v), 6000, target=[{"type": "Token", "displayName": "x"}]))  # fmt: skip
         self.attacks.append(a)
+        self.attacks_more()
+
+    def attacks_more(self) -> None:
+        """Attacks in Google Workspace and Microsoft 365, and a kill chain across Okta/Duo,
+        Google Workspace, Microsoft 365 and AWS for one person."""
+        r = self.rng
+        used = {u.i for u in self.users if any(a.user in (u.email, u.name) for a in self.attacks)}
+        far = r.choice(ATTACK_PLACES)
+        # password spray against Microsoft 365 (UserLoginFailed) from one IP
+        t, ip = self.attack_time(), self.ip(102)
+        a = Attack("m365_password_spray", None, ip, t, t + dt.timedelta(minutes=25))
+        for k, u in enumerate(
+            r.sample([u for u in self.users if u.m365], min(24, sum(u.m365 for u in self.users)))
+        ):
+            a.event_ids.add(self.m365_record(t + dt.timedelta(seconds=50 * k), u.email, "UserLoginFailed",
+                                             ip, ua=TOOL_UA, ok=False))  # fmt: skip
+        self.attacks.append(a)
+        # brute force against a Google account, then the password works
+        v = self.victim_where(lambda u: u.gws, used)
+        t, ip = self.attack_time(), self.ip(103)
+        a = Attack("gws_brute_force", v.email, ip, t, t + dt.timedelta(minutes=9))
+        for k in range(13):
+            a.event_ids.add(
+                self.gws_login(t + dt.timedelta(seconds=30 * k), v, ip, far[1], ok=False)
+            )
+        a.event_ids.add(self.gws_login(t + dt.timedelta(minutes=8), v, ip, far[1]))
+        self.attacks.append(a)
+        # kill chain for one person across providers: Okta push bombing accepted (credential
+        # access) → Google 2-step verification turned off (defense evasion) → the person's
+        # AWS IAM user attaches AdministratorAccess to itself (privilege escalation) →
+        # Microsoft 365 sign-in from the attacker's IP
+        v = self.victim_where(lambda u: u.idp == "okta" and u.gws, used)
+        self.kill_chain_user = v
+        t, ip = _business_hours(self.attack_time(), v), self.ip(104)
+        a = Attack("cross_provider_kill_chain", v.email, ip, t, t + dt.timedelta(minutes=70))
+        a.event_ids.add(
+            self.okta_event(t, v, "user.session.start", "SUCCESS", ip, TOOL_UA, far, 4800)
+        )
+        for k in range(6):
+            a.event_ids.add(
+                self.duo_auth(t + dt.timedelta(seconds=50 * k + 20), v, "denied", "no_response", ip)
+            )
+        a.event_ids.add(
+            self.duo_auth(t + dt.timedelta(minutes=7), v, "success", "user_approved", ip)
+        )
+        b = Attack(
+            "gws_mfa_disable",
+            v.email,
+            ip,
+            t + dt.timedelta(minutes=25),
+            t + dt.timedelta(minutes=30),
+        )
+        b.event_ids.add(self.gws_activity(t + dt.timedelta(minutes=25), v, "user_accounts", "2sv_disable", ip,
+                                          far[1], {}, etype="2sv_change"))  # fmt: skip
+        a.event_ids |= b.event_ids
+        a.event_ids.add(self.trail(t + dt.timedelta(minutes=45), KILL_CHAIN_IAM, "AttachUserPolicy", ip,
+                                   "aws-cli/2.15", req={"userName": KILL_CHAIN_IAM,
+                                                        "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}))  # fmt: skip
+        a.event_ids.add(
+            self.m365_record(t + dt.timedelta(minutes=60), v.email, "UserLoggedIn", ip, ua=TOOL_UA)
+        )
+        self.attacks += [a, b]
+
+    def victim_where(self, cond: Any, used: set[int]) -> User:
+        pool = [u for u in self.users if u.role == "user" and u.dormant_after is None and not u.vpn
+                and u.trip is None and cond(u) and u.i not in used]  # fmt: skip
+        v = self.rng.choice(pool)
+        used.add(v.i)
+        return v
 
     # -- files ----------------------------------------------------------------
     def write(self, out: Path) -> dict[str, list[Path]]:
         """Native files per source: Okta API pages, Entra ID hourly exports, Duo API pages,
         CloudTrail gzip files."""
         out.mkdir(parents=True, exist_ok=True)
-        files: dict[str, list[Path]] = {"okta": [], "azure_ad": [], "duo": [], "cloudtrail": []}
+        files: dict[str, list[Path]] = {"okta": [], "azure_ad": [], "duo": [], "cloudtrail": [],
+                                        "google_workspace": [], "microsoft_365": []}  # fmt: skip
         okta = sorted(self.okta, key=lambda e: e["published"])
         for i in range(0, len(okta), 5000):
             f = out / f"okta-{i // 5000:04d}.json"
@@ -597,6 +781,19 @@ class World:
             f.write_text(json.dumps({"stat": "OK", "response": {"authlogs": duo[i : i + 5000],
                                                                 "metadata": {}}}))  # fmt: skip
             files["duo"].append(f)
+        # Workspace: activities.list pages (newest first, as the API returns them)
+        gws = sorted(self.gws, key=lambda e: e["id"]["time"], reverse=True)
+        for i in range(0, len(gws), 1000):
+            f = out / f"gws-{i // 1000:04d}.json"
+            f.write_text(json.dumps({"kind": "admin#reports#activities",
+                                     "etag": f'"eval/{i}"', "items": gws[i : i + 1000]}))  # fmt: skip
+            files["google_workspace"].append(f)
+        # Microsoft 365: content blobs (a JSON array of audit records each)
+        m365 = sorted(self.m365, key=lambda e: e["CreationTime"])
+        for i in range(0, len(m365), 2000):
+            f = out / f"m365-{i // 2000:04d}.json"
+            f.write_text(json.dumps(m365[i : i + 2000]))
+            files["microsoft_365"].append(f)
         f = out / "123456789012_CloudTrail_us-east-1_all.json.gz"
         with gzip.open(f, "wt") as fh:
             json.dump({"Records": sorted(self.cloudtrail, key=lambda e: e["eventTime"])}, fh)
