@@ -85,7 +85,7 @@ class Jamf(Input):
     def _fetch_token(self) -> tuple[str, float]:
         cfg: JamfConfig = self.config  # type: ignore[assignment]
         if self.auth == "client_credentials":
-            resp = self._token_call(
+            cc = self._token_call(
                 "/api/oauth/token",
                 data={
                     "grant_type": "client_credentials",
@@ -93,14 +93,14 @@ class Jamf(Input):
                     "client_secret": cfg.secret("client_secret"),
                 },
             )
-            if resp.status_code in (400, 401, 403):
-                raise InputAuthError(f"jamf refused the client credentials ({resp.status_code})")
-            if resp.status_code >= 300:
-                raise InputError(f"jamf /api/oauth/token: HTTP {resp.status_code}")
-            body = self._body(resp, "/api/oauth/token")
+            if cc.status_code in (400, 401, 403):
+                raise InputAuthError(f"jamf refused the client credentials ({cc.status_code})")
+            if cc.status_code >= 300:
+                raise InputError(f"jamf /api/oauth/token: HTTP {cc.status_code}")
+            body = self._body(cc, "/api/oauth/token")
             return str(body["access_token"]), float(body.get("expires_in", 300))
         # bearer token from a user account: renew the live one, log in only without one
-        resp = None
+        resp: httpx.Response | None = None
         if self.tokens.token is not None and time.time() < self.tokens.expires_at:
             resp = self._token_call(
                 "/api/v1/auth/keep-alive",
