@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -118,18 +119,23 @@ def throughput(n: int, state_url: str | None) -> dict[str, Any]:
         for i in range(20):  # warm-up
             ex.run(ex.start("bench-five", input=_input(i), dry_run=True, version="1.0.0"))
         t0 = time.perf_counter()
+        c0 = time.process_time()
         statuses: dict[str, int] = {}
         for i in range(n):
             eid = ex.start("bench-five", input=_input(i), dry_run=True, version="1.0.0")
             st = ex.run(eid)
             statuses[st] = statuses.get(st, 0) + 1
         secs = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         rt.state.close()
     return {
         "executions": n,
         "steps_per_execution": 5,
         "seconds": round(secs, 3),
         "executions_per_sec": round(n / secs, 1),
+        # CPU seconds of this process: what the figure would be on an idle core
+        "cpu_seconds": round(cpu, 3),
+        "executions_per_cpu_sec": round(n / cpu, 1),
         "statuses": statuses,
         "state": "postgresql" if state_url else "sqlite",
     }
@@ -236,6 +242,8 @@ def main() -> None:
         "throughput": throughput(args.executions, args.state_url),
         "alert_to_first_request": alert_latency(args.alerts, args.state_url),
     }
+    out["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    out["cpus"] = os.cpu_count()
     print(json.dumps(out, indent=2))
     dest = Path(__file__).parent / "out"
     dest.mkdir(exist_ok=True)

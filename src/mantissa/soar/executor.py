@@ -158,7 +158,7 @@ class Executor:
         self._seen: Any = None
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _tx(self, read_state: bool = True) -> Iterator[Any]:
         """A committed transaction: on the connection :meth:`run` holds (no pool
         checkout per step), else a fresh one. Only the running thread uses it."""
         conn = self._conn
@@ -168,9 +168,10 @@ class Executor:
             return
         with conn.begin():
             yield conn
-            # read the status and cancel flag in the same transaction: the run loop
-            # needs them before the next step, and this saves a transaction per step
-            self._seen = conn.execute(_SELECT_EXEC_STATE, {"w_eid": self._eid}).first()
+            if read_state:
+                # the status and cancel flag, read in the same transaction: the run loop
+                # needs them before the next step, and this saves a transaction per step
+                self._seen = conn.execute(_SELECT_EXEC_STATE, {"w_eid": self._eid}).first()
 
     @cached_property
     def store(self) -> PlaybookStore:
@@ -309,7 +310,7 @@ class Executor:
     # -- leases ---------------------------------------------------------------------------
     def _lease(self, eid: str, ttl: float) -> bool:
         name = f"soar-exec:{eid}"
-        with self._tx() as conn:
+        with self._tx(read_state=False) as conn:
             if self.state.acquire_lease(name, self.owner, ttl, conn):
                 return True
         # a holder on this host whose process is gone (kill -9): take over at once
@@ -322,13 +323,13 @@ class Executor:
                     conn.execute(
                         leases.delete().where(leases.c.name == name, leases.c.owner == row[0])
                     )
-        with self._tx() as conn:
+        with self._tx(read_state=False) as conn:
             return self.state.acquire_lease(name, self.owner, ttl, conn)
 
     def _release(self, eid: str) -> None:
         name = f"soar-exec:{eid}"
         try:
-            with self._tx() as conn:
+            with self._tx(read_state=False) as conn:
                 self.state.release_lease(name, self.owner, conn)
         except sa.exc.DBAPIError:  # the held connection broke: a fresh one
             self.state.release_lease(name, self.owner)
@@ -356,7 +357,7 @@ class Executor:
         return str(st)
 
     def _run(self, eid: str, wait_retries: bool) -> str:
-        with self._tx() as conn:
+        with self._tx(read_state=False) as conn:
             row = conn.execute(_SELECT_EXEC, {"w_eid": eid}).first()
             if row is None:
                 raise NotFound(f"execution {eid!r} not found")
@@ -442,7 +443,7 @@ class Executor:
 
     def _finish(self, eid: str, status: str, error: str | None, note: str | None = None) -> str:
         now = utcnow()
-        with self._tx() as conn:
+        with self._tx(read_state=False) as conn:
             res = conn.execute(
                 _FINISH_EXEC, {"w_eid": eid, "v_status": status, "v_error": error, "v_now": now}
             )
