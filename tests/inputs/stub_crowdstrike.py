@@ -82,6 +82,12 @@ class CrowdStrikeStub(Stub):
             ids.append(f"{CID}:{off}")
         return ids
 
+    def add_raw(self, line: bytes, partition: int = 0) -> None:
+        """A line that is not an event (sent as is), after the partition's last event."""
+        evs = self.events[partition]
+        prev = evs[-1]["metadata"]["offset"] if evs else -1
+        evs.append({"_raw": line, "metadata": {"offset": prev}})
+
     # -- HTTP ---------------------------------------------------------------------------
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None):
         return (
@@ -263,7 +269,11 @@ class CrowdStrikeStub(Stub):
                     h.close_connection = True
                     return  # the session expired: the server drops the stream
                 part = evs[i : i + self.chunk_events]
-                chunk(b"".join(json.dumps(e).encode() + b"\n" for e in part))
+                chunk(
+                    b"".join(
+                        (e["_raw"] if "_raw" in e else json.dumps(e).encode()) + b"\n" for e in part
+                    )
+                )
                 if self.chunk_delay:
                     time.sleep(self.chunk_delay)
             if self.truncate_next > 0:

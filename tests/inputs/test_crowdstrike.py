@@ -208,6 +208,20 @@ def test_truncated_stream_and_malformed_discovery(data_dir: Path, stub: CrowdStr
     assert sorted(lake_ids(data_dir)) == sorted(ids)
 
 
+def test_line_that_is_not_json_is_dead_lettered(data_dir: Path, stub: CrowdStrikeStub) -> None:
+    ids = stub.add(20, NOW - dt.timedelta(hours=1), dt.timedelta(seconds=10))
+    stub.add_raw(b"<html>proxy error</html>")
+    ids += stub.add(20, NOW - dt.timedelta(minutes=30), dt.timedelta(seconds=10))
+    write_config(data_dir, stub)
+    rt, res = cycle(data_dir)
+    assert res.ok, res.error
+    assert res.events == 40 and res.rejected == 1
+    assert sorted(lake_ids(data_dir)) == sorted(ids)
+    assert rt.state.get(CURSOR_NS, "falcon")["offsets"]["0"] == 1040  # the raw line took no offset
+    st = Runtime(data_dir).state.get("inputs.status", "falcon")
+    assert st["last_error"]["code"] == "rejected_rows"
+
+
 @pytest.mark.slow
 def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path) -> None:
     stub = CrowdStrikeStub()
