@@ -217,7 +217,7 @@ def test_line_that_is_not_json_is_dead_lettered(data_dir: Path, stub: CrowdStrik
     assert res.ok, res.error
     assert res.events == 40 and res.rejected == 1
     assert sorted(lake_ids(data_dir)) == sorted(ids)
-    assert rt.state.get(CURSOR_NS, "falcon")["offsets"]["0"] == 1040  # the raw line took no offset
+    assert rt.state.get(CURSOR_NS, "falcon")["offsets"]["0"] == 1040  # the raw line used a slot
     st = Runtime(data_dir).state.get("inputs.status", "falcon")
     assert st["last_error"]["code"] == "rejected_rows"
 
