@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -58,6 +59,39 @@ SCHEMES: dict[str, tuple[str, str, str]] = {
     "az": ("abfs", "adlfs", "azure"),
     "abfs": ("abfs", "adlfs", "azure"),
     "abfss": ("abfs", "adlfs", "azure"),
+}
+
+_ENGINE_SCHEMES = {"s3a": "s3", "gcs": "gs", "az": "abfs", "abfss": "abfs"}
+
+# What to tell the user, per store (keyed by engine scheme).
+_HINTS: dict[str, dict[str, str]] = {
+    "s3": {
+        "bucket": "bucket",
+        "permission": "grant the process's role s3:ListBucket on the bucket and "
+        "s3:GetObject/PutObject/DeleteObject on the lake prefix",
+        "expired": "refresh them (aws sso login, or the instance role / web identity token) "
+        "and retry",
+        "credentials": "provide them through the AWS chain: AWS_ACCESS_KEY_ID/AWS_PROFILE, "
+        "~/.aws, an instance role or web identity (IRSA)",
+    },
+    "gs": {
+        "bucket": "bucket",
+        "permission": "grant the service account roles/storage.objectAdmin (storage.objects."
+        "list/get/create/delete) on the bucket",
+        "expired": "refresh them (gcloud auth application-default login, or the service "
+        "account key / workload identity) and retry",
+        "credentials": "provide them through Google's chain: GOOGLE_APPLICATION_CREDENTIALS, "
+        "gcloud auth application-default login, or the metadata server / workload identity",
+    },
+    "abfs": {
+        "bucket": "container",
+        "permission": "grant the identity 'Storage Blob Data Contributor' on the container, "
+        "or fix the account key / SAS in AZURE_STORAGE_CONNECTION_STRING",
+        "expired": "refresh them (az login, a new SAS token, or the managed identity) and retry",
+        "credentials": "set AZURE_STORAGE_ACCOUNT_NAME and provide credentials through "
+        "DefaultAzureCredential (environment, managed / workload identity, az login) or "
+        "AZURE_STORAGE_CONNECTION_STRING",
+    },
 }
 
 
@@ -114,7 +148,10 @@ class ObjectStorage(Storage):
         if scheme not in SCHEMES:
             raise ConfigError(f"lake url scheme {scheme!r} is not supported")
         protocol, package, extra = SCHEMES[scheme]
-        self.scheme = "s3" if scheme == "s3a" else scheme
+        # Engines (DuckDB's registered fsspec filesystem) know each store by the first
+        # protocol of its fsspec class: s3://, gs://, abfs:// (also for az:// and abfss://).
+        self.scheme = _ENGINE_SCHEMES.get(scheme, scheme)
+        self.url = f"{scheme}://{rest.strip('/')}"
         self.root = rest.strip("/")
         if not self.root:
             raise ConfigError(f"lake url {url!r} names no bucket or container")
@@ -128,6 +165,7 @@ class ObjectStorage(Storage):
         )
         self._markers: dict[str, dict[str, list[str]]] = {}
         self._lock = threading.Lock()
+        self._bucket_ok = False
 
     # -- naming -----------------------------------------------------------------
     def _path(self, key: str) -> str:
@@ -145,72 +183,118 @@ class ObjectStorage(Storage):
 
     def describe(self) -> str:
         ep = f" via {self.endpoint_url}" if self.endpoint_url else ""
-        return f"{self.uri()}{ep}"
+        return f"{self.url}{ep}"
 
     # -- errors -----------------------------------------------------------------
+    def display(self, key: str = "") -> str:
+        """``key`` as the user wrote the lake URL (``az://`` stays ``az://``), for messages."""
+        scheme = self.url.split("://", 1)[0]
+        return f"{scheme}://{self._path(key)}" if key else self.url
+
     def _error(self, exc: BaseException, what: str, key: str = "") -> StorageError:
         """Map an SDK error to one naming the object and the fix (never credentials)."""
         text = f"{type(exc).__name__}: {exc}"
         low = text.lower()
-        target = self.uri(key) if key else self.uri()
-        if "nosuchbucket" in low or "bucket does not exist" in low or "containernotfound" in low:
-            return StorageError(
-                f"{what} {target}: bucket/container {self.bucket!r} does not exist",
-                hint="create it or fix lake.url in mantissa.yaml",
-            )
-        if any(
-            s in low
-            for s in ("expiredtoken", "token has expired", "expired", "invalidclienttokenid")
+        target = self.display(key)
+        hints = _HINTS[self.scheme]
+        if (
+            "nosuchbucket" in low
+            or "bucket does not exist" in low
+            or "containernotfound" in low
+            or "no such container" in low
         ):
             return StorageError(
-                f"{what} {target}: the credentials have expired",
-                hint="refresh them (aws sso login / gcloud auth / az login) and retry",
+                f"{what} {target}: {hints['bucket']} {self.bucket!r} does not exist",
+                hint="create it or fix lake.url in mantissa.yaml",
             )
+        if isinstance(exc, FileNotFoundError):
+            if what in ("writing", "committing", "committing under") and not self._bucket_exists():
+                return StorageError(
+                    f"{what} {target}: {hints['bucket']} {self.bucket!r} does not exist",
+                    hint="create it or fix lake.url in mantissa.yaml",
+                )
+            return StorageError(f"{what} {target}: no such object", hint="was it compacted away?")
         if any(
             s in low
             for s in (
-                "accessdenied",
-                "access denied",
-                "forbidden",
-                "403",
-                "permissionerror",
-                "authorizationfailure",
+                "expiredtoken",
+                "token has expired",
+                "expired",
+                "invalidclienttokenid",
+                "invalid_grant",
+                "refresherror",
             )
         ):
             return StorageError(
-                f"{what} {target}: permission denied",
-                hint="grant the process's role s3:ListBucket/GetObject/PutObject/DeleteObject "
-                "(or the GCS/Azure equivalents) on the lake prefix",
+                f"{what} {target}: the credentials have expired", hint=hints["expired"]
             )
+        if (
+            any(
+                s in low
+                for s in (
+                    "accessdenied",
+                    "access denied",
+                    "forbidden",
+                    "permissionerror",
+                    "authorizationfailure",
+                    "authorizationpermissionmismatch",
+                    "authenticationfailed",
+                    "does not have storage.",
+                )
+            )
+            or isinstance(exc, PermissionError)
+            or re.search(r"\b40[13]\b", low)
+        ):
+            if self._anonymous_fallback():
+                return StorageError(
+                    f"{what} {target}: permission denied to an anonymous caller "
+                    "(no credentials were found)",
+                    hint=hints["credentials"],
+                )
+            return StorageError(f"{what} {target}: permission denied", hint=hints["permission"])
         if "authorizationheadermalformed" in low or "permanentredirect" in low or "region" in low:
             return StorageError(
                 f"{what} {target}: the bucket is in another region than the client",
                 hint="set AWS_REGION / AWS_DEFAULT_REGION to the bucket's region",
             )
-        if isinstance(exc, FileNotFoundError):
-            return StorageError(f"{what} {target}: no such object", hint="was it compacted away?")
-        if "nocredentials" in low or "unable to locate credentials" in low:
-            return StorageError(
-                f"{what} {target}: no credentials found",
-                hint="provide them through the cloud's standard chain (environment, profile, "
-                "instance role, workload identity)",
-            )
+        if (
+            "nocredentials" in low
+            or "unable to locate credentials" in low
+            or "defaultcredentialserror" in low
+            or "credentialunavailable" in low
+            or "default credentials were not found" in low
+        ):
+            return StorageError(f"{what} {target}: no credentials found", hint=hints["credentials"])
         return StorageError(f"{what} {target}: {text.splitlines()[0][:300]}")
+
+    def _anonymous_fallback(self) -> bool:
+        """gcsfs fell back to anonymous access because no credential in the chain worked."""
+        creds = getattr(self.fs, "credentials", None)
+        return (
+            self.scheme == "gs"
+            and getattr(creds, "method", None) == "anon"
+            and not os.environ.get("STORAGE_EMULATOR_HOST")
+        )
 
     # -- listing and the commit log ----------------------------------------------
     def _find(self, prefix: str) -> dict[str, dict[str, Any]]:
         path = self._path(prefix)
         try:
             found = self.fs.find(path, detail=True, withdirs=False)
-        except FileNotFoundError as exc:
+        except FileNotFoundError:
+            found = {}
+        except Exception as exc:
+            raise self._error(exc, "listing", prefix) from None
+        if not found and not self._bucket_ok:
+            # An empty listing looks the same for an empty prefix and a missing bucket
+            # (adlfs and gcsfs swallow the 404): check the bucket once per process.
             if not self._bucket_exists():
                 raise self._error(
                     Exception(f"NoSuchBucket: {self.bucket}"), "listing", prefix
                 ) from None
-            del exc
-            return {}
-        except Exception as exc:
-            raise self._error(exc, "listing", prefix) from None
+            self._bucket_ok = True
+        elif found:
+            self._bucket_ok = True
         return {p.strip("/"): info for p, info in found.items() if info.get("type") != "directory"}
 
     def _bucket_exists(self) -> bool:
@@ -421,7 +505,7 @@ class ObjectStorage(Storage):
         try:
             return bytes(self.fs.cat_file(self._path(key)))
         except FileNotFoundError:
-            raise StorageError(f"no object at {self.uri(key)}") from None
+            raise StorageError(f"no object at {self.display(key)}") from None
         except Exception as exc:
             raise self._error(exc, "reading", key) from None
 
@@ -471,7 +555,7 @@ class ObjectStorage(Storage):
         ):
             try:
                 fn()
-                steps.append({"step": name, "status": "ok", "detail": self.uri()})
+                steps.append({"step": name, "status": "ok", "detail": self.display()})
             except FileNotFoundError as exc:
                 if name == "list":
                     steps.append({"step": name, "status": "ok", "detail": "empty lake"})
@@ -520,10 +604,17 @@ def _make_fs(
         # Object listings must be fresh: another process may have committed since.
         opts.setdefault("use_listings_cache", False)
     elif protocol == "gcs":
-        ep = endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST")
+        # Credentials: gcsfs's default chain (GOOGLE_APPLICATION_CREDENTIALS, gcloud ADC,
+        # the metadata server / workload identity). An emulator (STORAGE_EMULATOR_HOST,
+        # as google-cloud-storage reads it) takes anonymous requests, like the SDK does.
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+        ep = endpoint_url or (emulator if emulator not in ("", "default") else None)
         if ep:
             opts["endpoint_url"] = ep if "://" in ep else f"http://{ep}"
+        if emulator not in ("", "default") and not endpoint_url:
+            opts.setdefault("token", "anon")
         opts.setdefault("use_listings_cache", False)
+        return _gcs_filesystem(opts, package, extra)
     elif protocol == "abfs":
         # adlfs reads AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_CONNECTION_STRING and
         # falls back to DefaultAzureCredential (managed identity, az login, workload id).
@@ -545,3 +636,30 @@ def _make_fs(
             f"the lake on {protocol} needs {package}",
             hint=f"pip install 'mantissa-log[{extra}]'",
         ) from None
+
+
+_GCS_CLASSES: dict[type, type] = {}
+
+
+def _gcs_filesystem(opts: dict[str, Any], package: str, extra: str) -> Any:
+    """A gcsfs filesystem whose files read ahead plainly (no background prefetch tasks)."""
+    try:
+        import gcsfs
+        from gcsfs.core import GCSFileSystem as PlainGCS
+    except ImportError:
+        raise ConfigError(
+            f"the lake on gcs needs {package}", hint=f"pip install 'mantissa-log[{extra}]'"
+        ) from None
+    # gcsfs's extended filesystem first asks Google's gRPC control plane for the bucket
+    # layout (hierarchical/zonal); an emulator has no such API, so it gets the JSON-API one.
+    base: type = PlainGCS if opts.get("token") == "anon" else gcsfs.GCSFileSystem
+    if base not in _GCS_CLASSES:
+
+        def _open(self: Any, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            # gcsfs's default "adaptive" cache starts asyncio prefetch tasks that DuckDB's
+            # synchronous reads leave pending at exit; read-ahead does the same job here.
+            kwargs.setdefault("cache_type", "readahead")
+            return base._open(self, path, mode, **kwargs)
+
+        _GCS_CLASSES[base] = type("LakeGCSFileSystem", (base,), {"_open": _open})
+    return _GCS_CLASSES[base](skip_instance_cache=True, **opts)
