@@ -1,5 +1,7 @@
-"""Impossible travel edge cases and incremental baselines on a small Okta lake written in
-the System Log format and ingested through the real parser."""
+"""Impossible travel edge cases, incremental baselines, risk and identity resolution on a
+small Okta + CloudTrail lake written in the vendors' formats and ingested through the real
+parsers — with the state store (baselines, known IPs, links, risk) on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -33,11 +35,16 @@ def _ev(t: dt.datetime, user: str, ip: str, place: tuple[Any, ...] | None, etype
 
 
 @pytest.fixture
-def rt(tmp_path: Path) -> Any:
+def rt(tmp_path: Path, state_url: str) -> Any:
     from mantissa.runtime import Runtime
 
     cfg = tmp_path / "mantissa.yaml"
-    cfg.write_text(yaml.safe_dump({"identity": {"learning_days": 2, "impossible_travel": {"relay_cidrs": ["100.127.0.0/16"]}}}))  # fmt: skip
+    cfg.write_text(yaml.safe_dump({
+        "state": {"url": state_url},
+        "alerts": {"enrichment": {"user_context": {"enabled": False}}},
+        "identity": {"learning_days": 2, "impossible_travel": {"relay_cidrs": ["100.127.0.0/16"]},
+                     "links": {"alice@corp.example": ["ops-alice"]}},
+    }))  # fmt: skip
     r = Runtime(data_dir=tmp_path / "data", config_path=cfg)
     yield r
     r.state.close()
@@ -122,3 +129,82 @@ def test_baselines_incremental_and_learning(rt: Any, tmp_path: Path) -> None:
         runner.keep_session = False
         runner.close()
     assert learning[1] == [(True, 6)] and learning[3] == [(False, 6)]
+
+
+def _trail(t: dt.datetime, user: str, name: str, ip: str, req: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    ev: dict[str, Any] = {
+        "eventVersion": "1.09", "eventTime": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDA" + user.upper()[:8],
+                         "arn": f"arn:aws:iam::123456789012:user/{user}",
+                         "accountId": "123456789012", "userName": user},
+        "eventSource": "iam.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+        "sourceIPAddress": ip, "userAgent": "aws-cli/2.15", "requestParameters": req,
+        "eventID": str(uuid.uuid4()), "readOnly": False, "eventType": "AwsApiCall",
+        "managementEvent": True, "recipientAccountId": "123456789012",
+    }  # fmt: skip
+    return ev
+
+
+def test_risk_links_and_baselines_in_state_store(rt: Any, tmp_path: Path) -> None:
+    """One person's attack across Okta and AWS (IAM users linked inferred and explicitly):
+    alerts, kill-chain incident, links, risk and baselines all live in the state store."""
+    import gzip
+
+    from mantissa.identity import baselines, correlation, risk
+    from mantissa.identity.run import IdentityRun
+    from mantissa.lake.ingest import Pipeline
+    from mantissa.sources.base import get_source
+
+    t = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
+    ip = "100.90.0.9"
+    okta = [_ev(t + dt.timedelta(seconds=20 * k), "alice@corp.example", ip, NYC) for k in range(12)]
+    for e in okta:
+        e["outcome"] = {"result": "FAILURE", "reason": "INVALID_CREDENTIALS"}
+    okta.append(_ev(t + dt.timedelta(minutes=5), "alice@corp.example", ip, NYC))
+    _ingest(rt, tmp_path, okta)
+    trail = [
+        # inferred: IAM user "alice" is alice@corp.example (e-mail local part)
+        _trail(t + dt.timedelta(minutes=20), "alice", "CreateAccessKey", ip, {"userName": "alice"}),
+        # explicit: "ops-alice" is alice@corp.example by configuration
+        _trail(t + dt.timedelta(minutes=30), "ops-alice", "AttachUserPolicy", ip,
+               {"userName": "ops-alice", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+    ]  # fmt: skip
+    f = tmp_path / "123456789012_CloudTrail_us-east-1_test.json.gz"
+    with gzip.open(f, "wt") as fh:
+        json.dump({"Records": trail}, fh)
+    s = Pipeline(rt.storage, get_source("cloudtrail"), rt.config.ingest).ingest_paths([str(f)])
+    assert s.rejected == 0
+    end = dt.datetime.now(dt.UTC)
+    res = IdentityRun(rt).run(end - dt.timedelta(hours=6), end)
+    rules = {a.rule_id for a in res.alerts}
+    assert {"identity.brute_force", "identity.self_grant", "identity.new_api_token"} <= rules
+    assert "identity.kill_chain" in rules, sorted(rules)
+    kc = next(a for a in res.alerts if a.rule_id == "identity.kill_chain")
+    assert kc.entities["user"] == "alice@corp.example"
+    assert {"okta", "cloudtrail"} <= set(kc.entities["provider"].split(","))
+    links = {a["account"]: a["kind"] for a in correlation.accounts_of(rt, "alice@corp.example")}
+    assert links == {"alice": "inferred", "ops-alice": "explicit"}, links
+    score = risk.of(rt, "alice@corp.example")
+    assert score and 0 < score["score"] <= 100 and score["reasons"], score
+    assert risk.top(rt, 5)[0]["identity"] == "alice@corp.example"
+    # the evidence of each alert: event ids, observed numbers, baseline values, risk
+    bf = next(a for a in res.alerts if a.rule_id == "identity.brute_force")
+    assert len(bf.evidence_event_ids) == 13 and bf.entities["ip"] == ip
+    assert bf.evidence_rows[0]["risk"]["identity"] == "alice@corp.example"
+    # the baselines round-trip through the store: a new runner loads them as written
+    stored = baselines.load(rt.state, ["alice@corp.example"])["alice@corp.example"]
+    assert stored["logins"] == 1 and stored["failures"] == 12
+    assert stored["data"]["ips"] == {ip: 1} and stored["data"]["countries"] == {"US": 1}
+    runner = IdentityRun(rt, keep_session=True)
+    try:
+        con = runner.session(end - dt.timedelta(minutes=5), end)
+        row = con.execute(
+            "SELECT logins, ips, countries, hod["
+            + str((t + dt.timedelta(minutes=5)).hour + 1)
+            + "] FROM bl "
+            "WHERE \"user\" = 'alice@corp.example'"
+        ).fetchone()
+        assert row == (1, [ip], ["US"], 1), row
+        assert con.execute("SELECT count(*) FROM known_ips WHERE ip = ?", [ip]).fetchone() == (1,)
+    finally:
+        runner.close()
