@@ -9,7 +9,8 @@ Flow (Falcon docs "Event streams APIs"; FalconPy "Event Streams" service collect
    expiration}``, ``refreshActiveSessionURL``, ``refreshActiveSessionInterval`` (s).
 3. Read each partition: ``GET <dataFeedURL>&offset=<n>`` with ``Authorization: Token
    <sessionToken>``; a long-lived response of newline-delimited JSON events, each with
-   ``metadata.offset``. ``offset`` is inclusive, so we resume at last stored + 1.
+   ``metadata.offset``. We resume *at* the last stored offset and drop events at or
+   below it: whether the API counts ``offset`` inclusively or not, nothing is skipped.
 4. Before the session expires (~30 min), ``POST <refreshActiveSessionURL>`` with the
    bearer and ``action_name=refresh_active_stream_session``; a refused session token
    (401/403 when opening) means the session is gone: discover again, once.
@@ -240,7 +241,7 @@ class CrowdStrike(Input):
         while True:
             offset = offsets.get(stream.partition)
             try:
-                resp = self._open(stream, None if offset is None else offset + 1)
+                resp = self._open(stream, offset)
             except SessionGone:
                 if rediscovered:
                     raise InputAuthError(
@@ -372,6 +373,7 @@ class CrowdStrike(Input):
             lines, newest, last = [], None, None
             return batch
 
+        stored = offsets.get(stream.partition)
         chunks = resp.iter_bytes()
         while True:
             if self.stop.is_set() or time.monotonic() >= deadline:
@@ -401,6 +403,8 @@ class CrowdStrike(Input):
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                     lines.append(line)  # the parser dead-letters it, with the reason
                     continue
+                if stored is not None and off <= stored:
+                    continue  # already in the lake (the resume point itself)
                 last = off if last is None else max(last, off)
                 created = meta.get("eventCreationTime")
                 if oldest is not None and isinstance(created, int | float) and created < oldest:
