@@ -101,7 +101,9 @@ def test_waf_block_unblock_locktoken(
     assert "aws-SECRET" not in json.dumps(doc)
 
 
-def test_route53_block_domain(moto_url: str, aws_env: None, make_runtime: Any) -> None:
+def test_route53_block_domain(
+    moto_url: str, aws_env: None, make_runtime: Any, state_url: str
+) -> None:
     import boto3
 
     r53 = boto3.client(
@@ -117,7 +119,8 @@ def test_route53_block_domain(moto_url: str, aws_env: None, make_runtime: Any) -
             "connections": {
                 "dns": _aws_conn(moto_url, "route53", zone_id=zone, zone_name="rpz.internal")
             }
-        }
+        },
+        state_url,
     )
     doc = _run(
         rt,
@@ -149,7 +152,9 @@ def test_route53_block_domain(moto_url: str, aws_env: None, make_runtime: Any) -
     assert bad["status"] == "failed" and "not a domain name" in bad["error"]
 
 
-def test_iam_revoke_api_keys(moto_url: str, aws_env: None, make_runtime: Any) -> None:
+def test_iam_revoke_api_keys(
+    moto_url: str, aws_env: None, make_runtime: Any, state_url: str
+) -> None:
     import boto3
 
     iam = boto3.client(
@@ -159,9 +164,10 @@ def test_iam_revoke_api_keys(moto_url: str, aws_env: None, make_runtime: Any) ->
         aws_access_key_id="x",
         aws_secret_access_key="y",
     )
-    iam.create_user(UserName="mallory")
-    key = iam.create_access_key(UserName="mallory")["AccessKey"]["AccessKeyId"]
-    rt = make_runtime({"connections": {"iam": _aws_conn(moto_url, "aws_iam")}})
+    user = f"mallory-{state_url.split(':', 1)[0]}"  # one moto server for both backends
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    rt = make_runtime({"connections": {"iam": _aws_conn(moto_url, "aws_iam")}}, state_url)
     doc = _run(
         rt,
         [
@@ -169,25 +175,27 @@ def test_iam_revoke_api_keys(moto_url: str, aws_env: None, make_runtime: Any) ->
                 "id": "k",
                 "name": "k",
                 "action_type": "revoke_api_keys",
-                "parameters": {"user_id": "mallory", "connection": "iam"},
+                "parameters": {"user_id": user, "connection": "iam"},
             },
             {
                 "id": "s",
                 "name": "s",
                 "action_type": "revoke_sessions",
-                "parameters": {"user_id": "mallory", "connection": "iam"},
+                "parameters": {"user_id": user, "connection": "iam"},
             },
         ],
     )
     assert doc["status"] == "succeeded", doc["error"]
     assert doc["steps"][0]["output"]["keys_changed"] == [key]
-    meta = iam.list_access_keys(UserName="mallory")["AccessKeyMetadata"]
+    meta = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
     assert meta[0]["Status"] == "Inactive"
-    pol = iam.get_user_policy(UserName="mallory", PolicyName="AWSRevokeOlderSessions")
+    pol = iam.get_user_policy(UserName=user, PolicyName="AWSRevokeOlderSessions")
     assert "aws:TokenIssueTime" in json.dumps(pol["PolicyDocument"])
 
 
-def test_cloudflare_block_unblock(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cloudflare_block_unblock(
+    make_runtime: Any, monkeypatch: pytest.MonkeyPatch, state_url: str
+) -> None:
     monkeypatch.setenv("CF_TOKEN", CF_TOKEN)
     cf = CloudflareStub()
     server = StubServer(cf)
@@ -202,7 +210,8 @@ def test_cloudflare_block_unblock(make_runtime: Any, monkeypatch: pytest.MonkeyP
                         "zone_id": "z1",
                     }
                 }
-            }
+            },
+            state_url,
         )
         step = {
             "id": "b",
@@ -233,7 +242,9 @@ def test_cloudflare_block_unblock(make_runtime: Any, monkeypatch: pytest.MonkeyP
         server.close()
 
 
-def test_falcon_isolate_forensics(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_falcon_isolate_forensics(
+    make_runtime: Any, monkeypatch: pytest.MonkeyPatch, state_url: str
+) -> None:
     monkeypatch.setenv("FALCON_SECRET", FALCON_SECRET)
     falcon = FalconStub()
     server = StubServer(falcon)
@@ -248,7 +259,8 @@ def test_falcon_isolate_forensics(make_runtime: Any, monkeypatch: pytest.MonkeyP
                         "client_secret": "${env:FALCON_SECRET}",
                     }
                 }
-            }
+            },
+            state_url,
         )
         p = {"host_id": "hostabc", "connection": "cs"}
         doc = _run(
@@ -280,14 +292,16 @@ def test_falcon_isolate_forensics(make_runtime: Any, monkeypatch: pytest.MonkeyP
         server.close()
 
 
-def test_run_script_only_from_scripts_dir(make_runtime: Any, tmp_path: Path) -> None:
+def test_run_script_only_from_scripts_dir(
+    make_runtime: Any, tmp_path: Path, state_url: str
+) -> None:
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     sh = scripts / "hello.sh"
     sh.write_text('#!/bin/sh\necho hello "$1"\n')
     sh.chmod(sh.stat().st_mode | stat.S_IEXEC)
     (tmp_path / "outside.sh").write_text("#!/bin/sh\necho pwned\n")
-    rt = make_runtime({"soar": {"scripts_dir": str(scripts)}})
+    rt = make_runtime({"soar": {"scripts_dir": str(scripts)}}, state_url)
     doc = _run(
         rt,
         [

@@ -376,7 +376,9 @@ def test_cancel_while_waiting(okta_runtime: Any, cli: Any) -> None:
     assert list_approvals(rt) == []
 
 
-def test_graph_and_google(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graph_and_google(
+    make_runtime: Any, monkeypatch: pytest.MonkeyPatch, state_url: str
+) -> None:
     from tests.soar.stubs import GOOGLE_TOKEN, GoogleStub, GraphStub
 
     monkeypatch.setenv("GRAPH_SECRET", "cs-SECRET")
@@ -397,7 +399,8 @@ def test_graph_and_google(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) ->
                     },
                     "gws": {"type": "google", "base_url": s2.url, "token": "${env:GOOGLE_TOKEN}"},
                 }
-            }
+            },
+            state_url,
         )
         steps = []
         for conn in ("entra", "gws"):
@@ -431,14 +434,17 @@ def test_graph_and_google(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) ->
         s2.close()
 
 
-def test_bad_vendor_auth_is_clear(make_runtime: Any, okta: Any, monkeypatch: Any) -> None:
+def test_bad_vendor_auth_is_clear(
+    make_runtime: Any, okta: Any, monkeypatch: Any, state_url: str
+) -> None:
     monkeypatch.setenv("OKTA_TOKEN", "wrong-token-value")
     rt = make_runtime(
         {
             "connections": {
                 "okta_main": {"type": "okta", "base_url": okta[1].url, "token": "${env:OKTA_TOKEN}"}
             }
-        }
+        },
+        state_url,
     )
     pid = _steps_pb(rt, [_okta_step("r", "revoke_sessions")])
     ex = Executor(rt)

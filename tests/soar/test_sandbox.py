@@ -9,6 +9,7 @@ range and nested loops."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,53 @@ def test_values_are_not_spliced() -> None:
     ctx = {**CTX, "input": {"user": '", "admin": true, "x": "{{ 7*7 }}'}}
     out = templates.render_value({"name": "{{ input.user }}"}, ctx, "p")
     assert out == {"name": '", "admin": true, "x": "{{ 7*7 }}'}
+
+
+def test_probes_through_real_executions(make_runtime: Any, state_url: str) -> None:
+    """The sandbox inside real executions, on SQLite and PostgreSQL: every probe is refused
+    at import (naming file, step and cause) or fails its step at run time with a clear
+    error, nothing rendered; a hostile input value is stored as one plain string."""
+    from mantissa.soar.executor import Executor
+    from mantissa.soar.store import PlaybookInvalid, PlaybookStore
+    from tests.soar.conftest import playbook
+
+    rt = make_runtime(state_url=state_url)
+    store = PlaybookStore(rt)
+    ex = Executor(rt)
+    refused = failed = 0
+    for i, probe in enumerate(PROBES):
+        step = {
+            "id": "a",
+            "name": "a",
+            "action_type": "update_asset",
+            "parameters": {"asset_id": "host-1", "tags": [probe]},
+        }
+        try:
+            pid = store.import_text(playbook([step], id=f"probe-{i}")).id
+        except PlaybookInvalid as exc:
+            assert "steps[0] (a)" in exc.message, exc.message
+            refused += 1
+            continue
+        eid = ex.start(pid, input=CTX["input"])
+        assert ex.run(eid) == "failed", probe
+        doc = ex.get(eid)
+        assert doc["steps"][0]["status"] == "failed" and "step a" in doc["error"], doc["error"]
+        failed += 1
+    assert refused + failed == len(PROBES) and refused > len(PROBES) // 2
+    hostile = '", "admin": true, "x": "{{ 7*7 }}{% raw %}'
+    pid = store.import_text(
+        playbook(
+            [
+                {
+                    "id": "a",
+                    "name": "a",
+                    "action_type": "update_asset",
+                    "parameters": {"asset_id": "host-2", "tags": ["{{ input.user }}"]},
+                }
+            ],
+            id="hostile-value",
+        )
+    ).id
+    eid = ex.start(pid, input={"user": hostile})
+    assert ex.run(eid) == "succeeded"
+    assert ex.get(eid)["steps"][0]["input"]["tags"] == [hostile]
