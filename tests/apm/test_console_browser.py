@@ -5,6 +5,7 @@ Skips (saying why) only when no Chromium binary is installed."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from mantissa.api.app import create_app
 from mantissa.api.auth import TokenStore
 from mantissa.apm import demo as apm_demo
+from mantissa.lake.ingest import IngestSummary, Pipeline
 from mantissa.runtime import Runtime
+from mantissa.sources.base import get_source
 from tests.api.conftest import start_server
 from tests.conftest import ROOT
 
@@ -32,9 +35,30 @@ sync_api.expect.set_options(timeout=TIMEOUT_MS)
 def shop(tmp_path_factory):
     rt = Runtime(tmp_path_factory.mktemp("apm-console"))
     apm_demo.load(rt, dt.datetime.now(dt.UTC))
+    # log lines of one failing trace (json_lines with a W3C traceparent: logs join traces)
+    tid, start = rt.engine.execute(
+        "SELECT trace_id, min(start_time) FROM traces WHERE service_name = 'payment' "
+        "AND status_code = 'ERROR' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).rows[0]
+    lines = [
+        {
+            "timestamp": start.isoformat(),
+            "level": "error",
+            "message": f"charge failed: processor timeout (attempt {i})",
+            "traceparent": f"00-{tid}-00f067aa0ba902b7-01",
+            "host": "payment-7d9f",
+        }
+        for i in (1, 2)
+    ]
+    pipeline = Pipeline(rt.storage, get_source("json_lines", {}), rt.config.ingest)
+    summary = IngestSummary("json_lines")
+    pipeline.ingest_bytes(
+        b"".join(json.dumps(x).encode() + b"\n" for x in lines), "payment.log", summary
+    )
+    assert summary.rejected == 0 and summary.events == 2, summary
     _, viewer = TokenStore(rt.state).create("viewer", name="sre")
     server = start_server(create_app(rt))
-    yield {"url": server.url, "token": viewer}
+    yield {"url": server.url, "token": viewer, "trace_id": tid}
     server.stop()
 
 
@@ -77,6 +101,20 @@ def test_service_map_red_search_and_waterfall(shop):
         assert panel.locator(".exemplar").count() > 0
         assert panel.locator("tr.error").count() > 0
 
+        # an exemplar dot of the latency chart opens the waterfall of its trace
+        ex = panel.locator("a.exemplar").first
+        href = ex.get_attribute("href")
+        assert href and href.startswith("/console/apm/trace/")
+        ex.click()
+        page.wait_for_url("**" + href)
+        expect(page.locator("#waterfall .wf-row").first).to_be_visible()
+        expect(page.locator("h1")).to_contain_text(href.rsplit("/", 1)[-1])
+        page.go_back()
+        page.wait_for_url("**/console/apm")
+        expect(page.locator('#apm-map [data-node="payment"]')).to_be_visible()
+        page.locator('#apm-map [data-node="payment"]').click()
+        expect(panel.locator(".apm-latency")).to_be_visible()
+
         # span search
         page.fill("#apm-q-service", "inventory")
         page.fill("#apm-q-min", "500ms")
@@ -91,5 +129,16 @@ def test_service_map_red_search_and_waterfall(shop):
         assert wf.locator(".wf-row.error").count() >= 1
         expect(wf).to_contain_text("CardProcessorTimeout")
         page.screenshot(path=str(art / "apm-waterfall.png"))
+
+        # the waterfall lists the log lines of its trace
+        page.goto(shop["url"] + f"/console/apm/trace/{shop['trace_id']}")
+        logs = page.locator("#trace-logs")
+        expect(logs.locator("h2")).to_contain_text("Log lines of this trace (2)")
+        expect(logs).to_contain_text("charge failed: processor timeout (attempt 2)")
+
+        # an alert's service entity opens that service's traces
+        page.goto(shop["url"] + "/console/apm?service=payment")
+        expect(page.locator("#apm-service h2")).to_contain_text("payment")
+        expect(page.locator("#apm-results tbody tr").first).to_be_visible()
         browser.close()
         assert not problems, problems

@@ -496,7 +496,14 @@ def _value_text(v: Any) -> str | None:
 
 
 def _kv_map(kvs: Any) -> list[tuple[str, str | None]]:
-    return [(kv.key, _value_text(kv.value)) for kv in kvs]
+    out = []
+    for kv in kvs:
+        v = kv.value
+        # strings are most attribute values: no second call for them
+        out.append(
+            (kv.key, v.string_value if v.WhichOneof("value") == "string_value" else _value_text(v))
+        )
+    return out
 
 
 _RAW_FIELDS = [
@@ -522,6 +529,40 @@ _RAW_FIELDS = [
     ("exception_message", pa.string()),
 ]
 _RAW_SCHEMA = pa.schema(_RAW_FIELDS)
+
+
+def _promote(m: pa.Array, spec: dict[str, Any]) -> dict[str, pa.Array]:
+    """``{column: first non-null value of its keys}`` from a MAP column, every column in
+    one pass over the flattened entries (one ``is_in`` over all entries instead of a
+    ``map_lookup`` per key; the per-key work is on the few promoted entries only)."""
+    import pyarrow.compute as pc
+
+    n = len(m)
+    if n == 0:
+        return {col: pa.array([], pa.string()) for col in spec}
+    alts = {col: (keys,) if isinstance(keys, str) else tuple(keys) for col, keys in spec.items()}
+    names = sorted({k for keys in alts.values() for k in keys})
+    klist = pa.ListArray.from_arrays(m.offsets, m.keys)
+    fk = pc.list_flatten(klist)
+    fv = pc.list_flatten(pa.ListArray.from_arrays(m.offsets, m.items))
+    parents = pc.list_parent_indices(klist)
+    sel = pc.is_in(fk, value_set=pa.array(names))
+    if fv.null_count:
+        sel = pc.and_(sel, pc.is_valid(fv))
+    pos = pc.indices_nonzero(sel)
+    fk_s, par_s = fk.take(pos), parents.take(pos)
+    rows = pa.array(range(n), pa.int64())
+    first: dict[str, pa.Array] = {}
+    for name in names:
+        hit = pc.indices_nonzero(pc.equal(fk_s, name))
+        # index_in finds a row's first entry of the key (maps may repeat keys)
+        idx = pc.index_in(rows, value_set=pc.cast(par_s.take(hit), pa.int64()))
+        first[name] = pos.take(hit).take(idx)
+    out = {}
+    for col, keys in alts.items():
+        at = first[keys[0]] if len(keys) == 1 else pc.coalesce(*(first[k] for k in keys))
+        out[col] = fv.take(at)
+    return out
 
 
 def _lookup(m: pa.Array, keys: tuple[str, ...] | str) -> pa.Array:
@@ -717,8 +758,9 @@ def traces_to_table(msg: Any, limits: Limits | None = None, id_errors: Any = Non
         "exception_type": raw["exception_type"],
         "exception_message": raw["exception_message"],
     }
-    for col, keys in PROMOTED.items():
-        v = _lookup(attrs_col, keys) if n else pa.array([], pa.string())
+    promoted = _promote(attrs_col, PROMOTED)
+    for col in PROMOTED:
+        v = promoted[col]
         if col in _INT_PROMOTED:
             v = (
                 pc.cast(
@@ -733,8 +775,7 @@ def traces_to_table(msg: Any, limits: Limits | None = None, id_errors: Any = Non
                 else pa.array([], pa.int64())
             )
         out[col] = v
-    for col, keys in RESOURCE_PROMOTED.items():
-        out[col] = _lookup(rattrs_col, keys) if n else pa.array([], pa.string())
+    out.update(_promote(rattrs_col, RESOURCE_PROMOTED))
     out["user"] = out["enduser.id"]
     out["src_ip"] = out["client.address"]
     out["clock_skew_ms"] = skew_ms

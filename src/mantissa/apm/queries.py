@@ -305,6 +305,29 @@ def trace(storage: Any, trace_id: str) -> dict[str, Any]:
     return build_tree(tid, spans)
 
 
+def trace_logs(runtime: Any, tree: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
+    """Log lines carrying the trace's id (the ``events`` view's ``trace_id``), from an
+    hour before the trace to an hour after it: what the waterfall lists under the spans."""
+    start = tree["start_time"]
+    if not isinstance(start, dt.datetime):
+        return []
+    lo = (start - dt.timedelta(hours=1)).isoformat()
+    hi = (start + dt.timedelta(hours=1, milliseconds=tree["duration_ms"])).isoformat()
+    tid = tree["trace_id"]
+    if not TRACE_ID.match(tid):
+        return []
+    sql = (
+        "SELECT event_time, source, host, event_type, outcome, message FROM events "
+        f"WHERE trace_id = '{tid.lower()}' AND event_time >= TIMESTAMPTZ '{lo}' "
+        f"AND event_time < TIMESTAMPTZ '{hi}' ORDER BY event_time LIMIT {int(limit)}"
+    )
+    try:
+        res = runtime.engine.execute(sql)
+    except MantissaError:
+        return []  # no log table carries trace ids yet
+    return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
+
+
 def _jsonable_span(s: dict[str, Any]) -> dict[str, Any]:
     out = dict(s)
     for k in ("attributes", "resource_attributes"):

@@ -63,6 +63,9 @@ class ApmConfig(Section):
     max_age_days: float = Field(30.0, gt=0)
     compact_files: int = Field(12, ge=2)
     service_map_cache_secs: float = Field(300.0, ge=0)
+    #: processes that decode requests (protobuf/JSON → Arrow → spool record) beside the
+    #: server process; 0 decodes in the server's threads. Default: one per CPU but one.
+    decode_workers: int = Field(default_factory=lambda: max(0, min(8, (os.cpu_count() or 1) - 1)))
     #: rebuild the per-minute rollups of changed hours this often (0: only at query time)
     rollup_secs: float = Field(60.0, ge=0)
     #: how far back the background pass looks for changed hours
@@ -151,14 +154,17 @@ class Spool:
 
     def append(self, data: pa.Table) -> tuple[Segment, int]:
         """Append a batch; returns the segment and the offset to :meth:`sync` to."""
-        rec = encode_record(data)
+        return self.append_record(encode_record(data), data.num_rows)
+
+    def append_record(self, rec: bytes, rows: int) -> tuple[Segment, int]:
+        """Append an encoded record (:func:`encode_record`) of ``rows`` rows."""
         with self.lock:
             if self.current is None:
                 self.current = self._open()
                 self.appended = self.synced = 0
             seg = self.current
             seg.fh.write(rec)
-            seg.rows += data.num_rows
+            seg.rows += rows
             seg.bytes += len(rec)
             if seg.first_row_at is None:
                 seg.first_row_at = time.monotonic()
@@ -225,6 +231,45 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# -- decoding in worker processes -------------------------------------------------
+
+
+@dataclass
+class DecodedRecord:
+    """What a decode worker sends back: the spool record, ready to append."""
+
+    record: bytes
+    rows: int
+    rejected: list[otlp.Rejected]
+    accepted: int
+    message: str
+    skewed: int
+
+
+def decode_record(signal: str, body: bytes, media: str, limits: otlp.Limits) -> DecodedRecord:
+    """Decode, validate and encode one request body (runs in a worker process)."""
+    if signal == lake.TRACES:
+        decoded = otlp.decode_traces(body, media, limits)
+    else:
+        decoded = otlp.decode_metrics(body, media, limits)
+    rows = decoded.table.num_rows
+    return DecodedRecord(
+        encode_record(decoded.table) if rows else b"",
+        rows,
+        decoded.rejected,
+        decoded.accepted,
+        decoded.error_message,
+        decoded.skewed,
+    )
+
+
+def _warm() -> bool:
+    """Import the decoder in a fresh worker (so the first request does not pay for it)."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
+
+    return True
+
+
 # -- the receiver -------------------------------------------------------------------
 
 
@@ -253,6 +298,8 @@ class Receiver:
         self.flush_error: str | None = None
         self.flushes = 0
         self.policy = lake.CompactPolicy(max_files=self.cfg.compact_files)
+        self.pool: Any = None
+        self._pool_lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.rollup_thread: threading.Thread | None = None
         self.rollups_built = 0
@@ -286,22 +333,45 @@ class Receiver:
         with self._in_flight_lock:
             self.in_flight -= 1
 
+    def _decoder(self) -> Any:
+        """The decode worker pool (started on first use; None when decoding in-process)."""
+        if self.cfg.decode_workers <= 0:
+            return None
+        with self._pool_lock:
+            if self.pool is None:
+                import multiprocessing as mp
+                from concurrent.futures import ProcessPoolExecutor
+
+                # spawn: the server process runs threads (and DuckDB): never fork it
+                self.pool = ProcessPoolExecutor(
+                    self.cfg.decode_workers, mp_context=mp.get_context("spawn")
+                )
+                for _ in range(self.cfg.decode_workers):
+                    self.pool.submit(_warm)
+            return self.pool
+
     def receive(self, signal: str, body: bytes, media: str) -> Receipt:
         """Decode and durably spool one (decompressed) request body."""
         limits = self.cfg.limits()
-        if signal == lake.TRACES:
-            decoded = otlp.decode_traces(body, media, limits)
+        pool = self._decoder()
+        if pool is not None:
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                got = pool.submit(decode_record, signal, body, media, limits).result()
+            except BrokenProcessPool:
+                with self._pool_lock:
+                    self.pool = None  # a worker died (OOM ...): start a new pool next time
+                got = decode_record(signal, body, media, limits)
         else:
-            decoded = otlp.decode_metrics(body, media, limits)
-        if decoded.rejected:
-            self._dead_letter(signal, decoded.rejected)
-        if decoded.table.num_rows:
+            got = decode_record(signal, body, media, limits)
+        if got.rejected:
+            self._dead_letter(signal, got.rejected)
+        if got.rows:
             spool = self.spools[signal]
-            seg, offset = spool.append(decoded.table)
+            seg, offset = spool.append_record(got.record, got.rows)
             spool.sync(seg, offset)
-        return Receipt(
-            decoded.accepted, len(decoded.rejected), decoded.error_message, decoded.skewed
-        )
+        return Receipt(got.accepted, len(got.rejected), got.message, got.skewed)
 
     def _dead_letter(self, signal: str, rejected: list[otlp.Rejected]) -> None:
         import orjson
@@ -390,6 +460,10 @@ class Receiver:
 
     def close(self) -> None:
         self.stop_event.set()
+        with self._pool_lock:
+            pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if self.thread is not None:
             self.thread.join(30)
         if self.rollup_thread is not None:

@@ -5,7 +5,6 @@ They read the lake directly (also while ``mantissa serve`` writes to it).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import typer
@@ -122,24 +121,10 @@ def trace_cmd(
 
 
 def trace_logs(rt: Any, tree: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
-    """Log lines carrying this trace id (the ``events`` view), around the trace's time."""
-    from mantissa.errors import MantissaError
+    """Log lines carrying this trace id (see :func:`mantissa.apm.queries.trace_logs`)."""
+    from mantissa.apm import queries
 
-    start = tree["start_time"]
-    if not isinstance(start, dt.datetime):
-        return []
-    lo = (start - dt.timedelta(hours=1)).isoformat()
-    hi = (start + dt.timedelta(hours=1, milliseconds=tree["duration_ms"])).isoformat()
-    sql = (
-        "SELECT event_time, source, host, event_type, outcome, message FROM events "
-        f"WHERE trace_id = '{tree['trace_id']}' AND event_time >= TIMESTAMPTZ '{lo}' "
-        f"AND event_time < TIMESTAMPTZ '{hi}' ORDER BY event_time LIMIT {int(limit)}"
-    )
-    try:
-        res = rt.engine.execute(sql)
-    except MantissaError:
-        return []
-    return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
+    return queries.trace_logs(rt, tree, limit)
 
 
 def render_waterfall(tree: dict[str, Any], spans: list[dict[str, Any]]) -> None:

@@ -265,9 +265,18 @@ def get_service_map(
     )
 
 
-@router.get("/apm/traces/{trace_id}", summary="One trace as a tree")
-def get_trace(request: Request, trace_id: str, _: Any = Viewer) -> dict[str, Any]:
-    return queries.trace(request.app.state.runtime.storage, trace_id)
+@router.get("/apm/traces/{trace_id}", summary="One trace as a tree, with its log lines")
+def get_trace(
+    request: Request,
+    trace_id: str,
+    logs: bool = Query(True, description="list the log lines carrying this trace id"),
+    _: Any = Viewer,
+) -> dict[str, Any]:
+    rt = request.app.state.runtime
+    tree = queries.trace(rt.storage, trace_id)
+    if logs:
+        tree["logs"] = queries.trace_logs(rt, tree)
+    return tree
 
 
 @router.get("/apm/traces", summary="Search spans")

@@ -164,6 +164,9 @@ async function mapPage() {
   }
   sinceSel.addEventListener("change", load);
   await load();
+  // /console/apm?service=X (e.g. from an alert's service entity) opens that service
+  const wanted = new URLSearchParams(location.search).get("service");
+  if (wanted) { q.service.value = wanted; await showService(panel, wanted); form.requestSubmit(); }
 }
 
 async function tracePage(traceId) {
@@ -189,7 +192,18 @@ async function tracePage(traceId) {
     el("p", { class: "crumbs" }, el("a", { href: "/console/apm" }, "APM"), " / trace"),
     el("h1", {}, `Trace ${t.trace_id}`),
     el("p", {}, `${t.span_count} spans · ${t.services.length} services · ${ms(t.duration_ms)} · ${t.errors} errors${t.orphans ? ` · ${t.orphans} orphaned` : ""} · started ${fmtTime(t.start_time)}`),
-    el("div", { class: "card waterfall", id: "waterfall" }, ...rows));
+    el("div", { class: "card waterfall", id: "waterfall" }, ...rows),
+    traceLogs(t.logs || []));
+}
+
+function traceLogs(logs) {
+  // the log lines carrying this trace id (logs join traces on the normalized trace_id)
+  return el("section", { class: "card", id: "trace-logs" },
+    el("h2", {}, `Log lines of this trace (${logs.length})`),
+    logs.length
+      ? dataTable(["time", "source", "host", "event", "outcome", "message"],
+        logs.map((r) => [fmtTime(r.event_time), r.source, r.host, r.event_type, r.outcome, r.message]))
+      : el("p", { class: "muted" }, "No log line carries this trace id."));
 }
 
 document.head.append(el("link", { rel: "stylesheet", href: "/console/static/apm.css" }));

@@ -240,6 +240,8 @@ function renderDetail(alert) {
           ? el("dl", { class: "facts" }, Object.entries(alert.entities).map(([k, v]) => {
             // a trace id opens the trace's waterfall (APM console page)
             if (k === "trace_id" && /^[0-9a-f]{32}$/.test(v)) return fact(k, el("a", { href: `/console/apm/trace/${v}`, class: "pivot", title: "Open the trace" }, v));
+            // a service opens its traces (RED, slowest and failed spans) on the APM page
+            if (k === "service" && typeof v === "string" && v) return fact(k, el("a", { href: `/console/apm?service=${encodeURIComponent(v)}`, class: "pivot", title: "Open the service's traces" }, v));
             const field = pivotField(k === "ip" ? "src_ip" : k);
             return fact(k, field ? pivotLink(field, v) : v);
           }))
