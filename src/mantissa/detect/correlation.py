@@ -209,6 +209,8 @@ def correlation_aggregation(sigma: object) -> Aggregation:
         SigmaCorrelationType.VALUE_SUM: "sum",
         SigmaCorrelationType.VALUE_AVG: "avg",
         SigmaCorrelationType.VALUE_PERCENTILE: "percentile",
+        # value_median is the 50th percentile (pySigma >= 0.11 has the type)
+        getattr(SigmaCorrelationType, "VALUE_MEDIAN", None): "percentile",
     }.get(ctype)
     if fn is None:
         raise UnsupportedRule(f"correlation type {ctype.name.lower()} is not supported")
@@ -231,7 +233,9 @@ def correlation_aggregation(sigma: object) -> Aggregation:
         threshold=n,
         timeframe_secs=int(sigma.timespan.seconds) if sigma.timespan else None,  # type: ignore[attr-defined]
         refs=refs,
-        percentile=float(cond.percentile)
+        percentile=50.0
+        if ctype == getattr(SigmaCorrelationType, "VALUE_MEDIAN", None)
+        else float(cond.percentile)
         if fn == "percentile" and getattr(cond, "percentile", None) is not None
         else None,
     )

@@ -1,7 +1,9 @@
-"""Athena (engine v3 = Trino): JSON via ``json_extract_scalar``, arrays via ``any_match``."""
+"""Athena (engine v3 = Trino): JSON via ``json_extract_scalar``, arrays via ``any_match``,
+percentiles (Sigma ``value_percentile`` / ``value_median``) via ``approx_percentile``."""
 
 from __future__ import annotations
 
+from sqlglot import exp
 from sqlglot.dialects.trino import Trino
 
 from mantissa.detect.dialects import (
@@ -35,6 +37,10 @@ class MantissaDialect(Trino):
     class Generator(Trino.Generator):
         TRANSFORMS = {
             **Trino.Generator.TRANSFORMS,
+            # Trino has no PERCENTILE_CONT; approx_percentile is an aggregate usable OVER ()
+            exp.PercentileCont: lambda self, e: (
+                f"approx_percentile({self.sql(e, 'this')}, {self.sql(e, 'expression')})"
+            ),
             **transforms(
                 json_scalar=lambda self, e: (
                     f"json_extract_scalar({self.sql(e, 'this')}, "

@@ -1,4 +1,5 @@
-"""BigQuery: ``JSON_VALUE``, ``UNNEST`` for arrays, ``UNIX_SECONDS``; LIKE has no ESCAPE
+"""BigQuery: ``JSON_VALUE``, ``UNNEST`` for arrays, ``UNIX_SECONDS``, analytic
+``PERCENTILE_CONT(x, p) OVER (...)``; LIKE has no ESCAPE
 clause (backslash is the escape character:
 https://cloud.google.com/bigquery/docs/reference/standard-sql/operators#like_operator)."""
 
@@ -38,6 +39,10 @@ class MantissaDialect(BigQuery):
     class Generator(BigQuery.Generator):
         TRANSFORMS = {
             **BigQuery.Generator.TRANSFORMS,
+            # PERCENTILE_CONT(x, p) OVER (PARTITION BY ...): an analytic function only
+            exp.PercentileCont: lambda self, e: (
+                f"PERCENTILE_CONT({self.sql(e, 'this')}, {self.sql(e, 'expression')})"
+            ),
             exp.Escape: _escape,
             **transforms(
                 json_scalar=lambda self, e: (

@@ -1,7 +1,9 @@
-"""Spark SQL: ``get_json_object``, higher-order ``exists`` over arrays, ``unix_timestamp``."""
+"""Spark SQL: ``get_json_object``, higher-order ``exists`` over arrays, ``unix_timestamp``,
+``percentile(x, p) OVER (...)`` for Sigma ``value_percentile`` / ``value_median``."""
 
 from __future__ import annotations
 
+from sqlglot import exp
 from sqlglot.dialects.spark import Spark
 
 from mantissa.detect.dialects import (
@@ -34,6 +36,10 @@ class MantissaDialect(Spark):
     class Generator(Spark.Generator):
         TRANSFORMS = {
             **Spark.Generator.TRANSFORMS,
+            # exact percentile as a window aggregate (Spark 3.x; percentile_cont needs 3.4+)
+            exp.PercentileCont: lambda self, e: (
+                f"percentile({self.sql(e, 'this')}, {self.sql(e, 'expression')})"
+            ),
             **transforms(
                 json_scalar=lambda self, e: (
                     f"get_json_object({self.sql(e, 'this')}, "

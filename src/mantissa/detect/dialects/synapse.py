@@ -1,5 +1,6 @@
 """Synapse serverless SQL (T-SQL). No booleans, no structs (nested Parquet columns are read
 as JSON text by OPENROWSET), ``OPENJSON`` for arrays, ``DATEDIFF_BIG`` for epoch seconds.
+Percentiles render as ``PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x) OVER (...)``.
 Regular expressions render as ``REGEXP_LIKE`` (SQL Server 2025 / Azure SQL); a Synapse
 pool without it rejects ``|re`` rules with the engine's own error."""
 
@@ -44,6 +45,11 @@ class MantissaDialect(TSQL):
         TYPE_MAPPING = {**TSQL.Generator.TYPE_MAPPING, exp.DataType.Type.VARCHAR: "NVARCHAR(4000)"}
         TRANSFORMS = {
             **TSQL.Generator.TRANSFORMS,
+            # T-SQL's inverse distribution syntax; the OVER (PARTITION BY ...) follows it
+            exp.PercentileCont: lambda self, e: (
+                f"PERCENTILE_CONT({self.sql(e, 'expression')}) WITHIN GROUP "
+                f"(ORDER BY {self.sql(e, 'this')})"
+            ),
             **transforms(
                 json_scalar=_json,
                 struct_field=_json,
