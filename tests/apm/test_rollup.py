@@ -65,8 +65,9 @@ def rt(tmp_path) -> Runtime:
     return Runtime(tmp_path / "data")
 
 
-def check_same(rt: Runtime, w: queries.Window) -> dict[Any, Any]:
-    """Rollup == raw spans == self-join, for the map and the services."""
+def check_same(rt: Runtime, w: queries.Window, sampled: bool = False) -> dict[Any, Any]:
+    """Rollup == raw spans == self-join, for the map and the services (sampled spans
+    count 1/p times: the self-join counts them once)."""
     assert rollup.aligned(w)
     via_rollup = service_map.service_map(rt.storage, w, cache=False)
     raw = service_map.service_map(rt.storage, w, cache=False, rollup=False)
@@ -74,7 +75,8 @@ def check_same(rt: Runtime, w: queries.Window) -> dict[Any, Any]:
     assert sorted(via_rollup["nodes"], key=lambda n: n["id"]) == sorted(
         raw["nodes"], key=lambda n: n["id"]
     )
-    assert edges(via_rollup) == self_join(rt, w.since, w.until)
+    if not sampled:
+        assert edges(via_rollup) == self_join(rt, w.since, w.until)
     a = queries.services(rt.storage, w)
     b = queries.services(rt.storage, w, rollup=False)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "rate_per_min"} for r in rows]  # noqa: E731
@@ -159,3 +161,25 @@ def test_unaligned_windows_use_the_raw_spans(rt):
     assert not list(rt.storage.list(rollup.PREFIX, ".parquet"))
     # relative windows are parsed onto whole minutes
     assert rollup.aligned(queries.Window.parse("1h"))
+
+
+def test_sampled_spans_give_weighted_estimates_from_the_rollup_too(rt):
+    # OTel `th` in tracestate: th:8 = keep probability 0.5 → each span counts twice
+    req = samples.trace_request(
+        call("t-s1", 100, "frontend", "payment", status="ERROR")
+        + call("t-s2", 200, "frontend", "payment"),
+        now_ns=A_NS,
+    )
+    for rs in req.resource_spans:
+        for sp in rs.scope_spans[0].spans:
+            sp.trace_state = "ot=th:8"
+    dec = otlp.traces_to_table(req, otlp.Limits(max_items=10**6, max_age_days=365))
+    lake.write_table(rt.storage, lake.TRACES, dec.table)
+    w = queries.Window(ANCHOR, None)
+    check_same(rt, w, sampled=True)
+    assert self_join(rt, w.since) == {("frontend", "payment"): (2, 1)}
+    m = service_map.service_map(rt.storage, w, cache=False)
+    (edge,) = [e for e in m["edges"] if e["target"] == "payment"]
+    assert edge["estimate"] is True and (edge["calls"], edge["errors"]) == (4, 2)
+    (pay,) = [r for r in queries.services(rt.storage, w) if r["service"] == "payment"]
+    assert pay["estimate"] is True and pay["spans"] == 4 and pay["sampled_spans"] == 2
