@@ -10,8 +10,10 @@ instead of queueing without limit.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import queue
 import threading
+import uuid
 import zlib
 from typing import Any
 
@@ -95,6 +97,16 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 gzip_compress = gzip.compress
 
 
+def delivery_id(body: bytes, *keys: str | None) -> str:
+    """A delivery's id: the same for a sender's retry of the same request (same keys,
+    e.g. a HEC channel or an ``Idempotency-Key``, and same body), distinct otherwise."""
+    h = hashlib.blake2b(digest_size=12)
+    for k in keys:
+        h.update((k or "").encode() + b"\x00")
+    h.update(body)
+    return h.hexdigest()
+
+
 class Receiver:
     """Ingest pipelines pooled per source, with a bound on concurrent writes."""
 
@@ -115,20 +127,40 @@ class Receiver:
         except queue.Empty:
             rt = self.runtime
             src = get_source(source, {"timestamp_fields": rt.config.ingest.timestamp_fields})
-            return Pipeline(rt.storage, src, rt.config.ingest)
+            # records without a vendor id: event_id per delivery and line, not content alone
+            return Pipeline(rt.storage, src, rt.config.ingest, delivery_ids=True)
 
     def check_source(self, source: str) -> None:
         get_source(source)  # raises SourceError for unknown names
 
-    def ingest(self, source: str, body: bytes, name: str, wait: bool = False) -> IngestSummary:
-        """Write ``body`` (a file's worth of ``source`` records) durably; returns counts."""
+    def ingest(
+        self,
+        source: str,
+        body: bytes,
+        name: str,
+        wait: bool = False,
+        delivery: str | None = None,
+    ) -> IngestSummary:
+        """Write ``body`` (a file's worth of ``source`` records) durably; returns counts.
+
+        ``delivery`` identifies the request (:func:`delivery_id`): a retry with the same
+        one is deduplicated, while identical lines of distinct deliveries are kept. None:
+        a new delivery (syslog batches).
+        """
+        return self.ingest_parts(source, [(body, name, delivery)], wait)
+
+    def ingest_parts(
+        self, source: str, parts: list[tuple[bytes, str, str | None]], wait: bool = False
+    ) -> IngestSummary:
+        """Write several deliveries ``(body, name, delivery)`` in one durable lake write."""
         if not self.slots.acquire(blocking=wait):
             raise Saturated("the receiver is busy; retry shortly")
         try:
             pipeline = self._take(source)
             summary = IngestSummary(source)
+            named = [(b, f"{n}@{d or uuid.uuid4().hex}") for b, n, d in parts]
             try:
-                pipeline.ingest_bytes(body, name, summary)
+                pipeline.ingest_parts(named, summary)
             finally:
                 self.pools[source].put(pipeline)
             with self.lock:
@@ -144,14 +176,14 @@ class Receiver:
         body = b"\n".join(orjson.dumps(r) for r in records)
         return self.ingest(source, body, name, wait)
 
-    def commit(self, source: str, body: bytes) -> None:
+    def commit(self, source: str, body: bytes, delivery: str | None = None) -> None:
         """Group commit: ``body`` joins the requests arriving meanwhile in one lake write;
         returns once that write is durable (raises what the write raised)."""
         with self.lock:
             c = self.committers.get(source)
             if c is None:
                 c = self.committers[source] = Committer(self, source)
-        c.submit(body)
+        c.submit(body, delivery)
 
 
 class Committer:
@@ -175,17 +207,17 @@ class Committer:
         self.max_batch_bytes = max_batch_bytes
         self.max_pending_bytes = max_pending_bytes
         self.cond = threading.Condition()
-        self.pending: list[tuple[bytes, dict[str, Any]]] = []
+        self.pending: list[tuple[bytes, str | None, dict[str, Any]]] = []
         self.pending_bytes = 0
         self.thread = threading.Thread(target=self._loop, name=f"commit-{source}", daemon=True)
         self.thread.start()
 
-    def submit(self, body: bytes) -> None:
+    def submit(self, body: bytes, delivery: str | None = None) -> None:
         slot: dict[str, Any] = {"done": threading.Event()}
         with self.cond:
             if self.pending_bytes + len(body) > self.max_pending_bytes:
                 raise Saturated("the receiver's write queue is full; retry shortly")
-            self.pending.append((body, slot))
+            self.pending.append((body, delivery, slot))
             self.pending_bytes += len(body)
             self.cond.notify()
         slot["done"].wait()
@@ -201,17 +233,18 @@ class Committer:
                 while self.pending and (
                     not take or size + len(self.pending[0][0]) <= self.max_batch_bytes
                 ):
-                    body, slot = self.pending.pop(0)
-                    take.append((body, slot))
+                    body, delivery, slot = self.pending.pop(0)
+                    take.append((body, delivery, slot))
                     size += len(body)
                 self.pending_bytes -= size
             error: BaseException | None = None
             try:
-                joined = b"\n".join(b.rstrip(b"\n") for b, _ in take)
-                self.receiver.ingest(self.source, joined, f"http-{self.source}.ndjson", wait=True)
+                # one lake write, but each request stays its own delivery (own event ids)
+                parts = [(b, f"http-{self.source}", d) for b, d, _ in take]
+                self.receiver.ingest_parts(self.source, parts, wait=True)
             except BaseException as exc:  # handed to every waiting request
                 error = exc
-            for _, slot in take:
+            for _, _, slot in take:
                 slot["error"] = error
                 slot["done"].set()
 

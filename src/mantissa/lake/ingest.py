@@ -91,9 +91,14 @@ class Pipeline:
         source: Source,
         config: IngestConfig | None = None,
         con: duckdb.DuckDBPyConnection | None = None,
+        delivery_ids: bool = False,
     ) -> None:
         self.storage = storage
         self.source = source
+        #: push receivers: every body is one delivery with a unique name (``file``); records
+        #: without a vendor id get ``md5(file, line)``, so a retried delivery dedups
+        #: while identical lines of distinct deliveries (or of one) are distinct events
+        self.delivery_ids = delivery_ids
         self.config = config or IngestConfig()
         self.con = con or ingest_connection()
         self.writer = LakeWriter(storage, self.con, f"logs/{source.name}")
@@ -125,6 +130,14 @@ class Pipeline:
         """Ingest an in-memory body (HTTP receivers, collectors) like a file."""
         chunk = Chunk(name, data, 1, 0, is_first=True, is_last=True)
         self._process_chunks(iter([chunk]), summary, None)
+        self.flush(summary)
+
+    def ingest_parts(self, parts: list[tuple[bytes, str]], summary: IngestSummary) -> None:
+        """Ingest several bodies (one per delivery, each with its own name) in one write."""
+        for data, name in parts:
+            self._process_chunks(
+                iter([Chunk(name, data, 1, 0, is_first=True, is_last=True)]), summary, None
+            )
         self.flush(summary)
 
     def ingest_file(
@@ -475,7 +488,7 @@ class Pipeline:
                 elif c == "ingested_at":
                     select_cols.append(f"TIMESTAMPTZ '{now}' AS ingested_at")
                 elif c == "event_id":
-                    select_cols.append("coalesce(event_id, md5(raw)) AS event_id")
+                    select_cols.append(_event_id_sql(src, self.delivery_ids))
                 elif c == "outcome":
                     select_cols.append(
                         "CASE WHEN outcome IN ('success', 'failure') THEN outcome "
@@ -497,6 +510,23 @@ class Pipeline:
             con.execute("DROP TABLE IF EXISTS _batch")
             con.execute("DROP TABLE IF EXISTS input")
         self._reject(rejections, summary)
+
+
+def _event_id_sql(src: Source, delivery_ids: bool) -> str:
+    """The stored ``event_id``: the source's (vendor) id, else a content hash.
+
+    For push receivers (``delivery_ids``) the hash covers the delivery's name and the
+    record's position in it, and replaces the content hashes of sources that have no vendor
+    id (``content_ids``: syslog, CEF), whose numbering only spans one body.
+    """
+    if not delivery_ids:
+        return "coalesce(event_id, md5(raw)) AS event_id"
+    # the delivery (its name hashes the request, or is unique per syslog batch) and the
+    # record's line in it: a receipt time added to the record does not change the id
+    per_delivery = "md5(file || '#' || CAST(line AS VARCHAR))"
+    if getattr(src, "content_ids", False):
+        return f"{per_delivery} AS event_id"
+    return f"coalesce(event_id, {per_delivery}) AS event_id"
 
 
 def _rejection(source: str, file: str, line: int, reason: str, raw: str | None) -> Rejection:

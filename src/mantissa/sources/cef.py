@@ -84,6 +84,8 @@ def _unescape_header(v: str) -> str:
 
 class Cef(LineSource):
     name = "cef"
+    #: no vendor id: event_id is a content hash (push receivers salt it per delivery)
+    content_ids = True
     title = "ArcSight Common Event Format (CEF)"
     category = "network"
     variants = (

@@ -74,6 +74,8 @@ _USER = [
 
 class Syslog(LineSource):
     name = "syslog"
+    #: no vendor id: event_id is a content hash (push receivers salt it per delivery)
+    content_ids = True
     title = "Syslog (RFC 5424, RFC 3164, syslog files)"
     category = "host"
     variants = (

@@ -11,6 +11,14 @@
   format with ``invalid-event-number``, 9 server busy, 12/13 event field missing/blank).
   ``GET /services/collector/health`` → code 17. ``sourcetype`` picks the parser through
   ``receivers.http.hec.sourcetypes``; others go to ``default_source`` (``json_lines``).
+  ``POST /services/collector/raw``: one event per line, metadata in the query string.
+  A data channel (``X-Splunk-Request-Channel`` or ``?channel=``) must be a GUID (code 11).
+  An event without ``time`` gets the time of receipt.
+
+Each request is one *delivery* (id: a hash of its body with the HEC channel or the
+``Idempotency-Key`` header): records without a vendor id get ``event_id`` from the
+delivery and their position in it, so a sender's retry of the same request is
+deduplicated while identical lines of distinct requests are all kept.
 * ``POST /ingest/webhooks/jamf``: Jamf Pro webhooks (JSON, or XML ``<JSSEvent>`` bodies;
   Jamf sends Basic auth, so the password is the ingest token, or a Bearer header).
 * ``POST /ingest/webhooks/kubernetes``: the API server's audit webhook backend
@@ -24,6 +32,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from typing import Any
 
 import anyio
@@ -47,7 +57,13 @@ from mantissa.errors import (
 )
 from mantissa.inputs import serve as _serve  # noqa: F401  (registers the collector service)
 from mantissa.inputs.jamf import webhook_from_xml
-from mantissa.inputs.receiver import Saturated, decompress, receiver_for, receivers_config
+from mantissa.inputs.receiver import (
+    Saturated,
+    decompress,
+    delivery_id,
+    receiver_for,
+    receivers_config,
+)
 
 router = APIRouter(tags=["ingest"])
 # the app-wide cap must not pre-empt ours (receivers.http.max_body_bytes is checked here)
@@ -107,8 +123,11 @@ async def _ingest(request: Request, source: str, body: bytes, name: str) -> JSON
         return _error(NotFound(str(exc)), request, 404)
     if not body.strip():
         return _error(IngestError("empty body: send NDJSON or a JSON array"), request, 400)
+    # a sender's retry of this request (same body, same Idempotency-Key) dedups; identical
+    # lines of distinct requests do not
+    delivery = delivery_id(body, source, request.headers.get("idempotency-key"))
     try:
-        summary = await anyio.to_thread.run_sync(rec.ingest, source, body, name)
+        summary = await anyio.to_thread.run_sync(rec.ingest, source, body, name, False, delivery)
     except Saturated as exc:
         return _error(exc, request, 429)
     except OSError as exc:  # the lake could not be written: nothing acknowledged
@@ -227,6 +246,8 @@ _HEC = {
     6: (400, "Invalid data format"),
     8: (500, "Internal server error"),
     9: (503, "Server is busy"),
+    10: (400, "Data channel is missing"),
+    11: (400, "Invalid data channel"),
     12: (400, "Event field is required"),
     13: (400, "Event field cannot be blank"),
     17: (200, "HEC is healthy"),
@@ -288,7 +309,63 @@ def _hec_events(body: bytes) -> tuple[list[dict[str, Any]], int | None, int]:
     return events, None, 0
 
 
-def _hec_record(ev: dict[str, Any], mapped: bool) -> dict[str, Any]:
+_CHANNEL = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def _hec_channel(request: Request) -> tuple[str | None, bool]:
+    """The data channel (``X-Splunk-Request-Channel`` or ``?channel=``): a GUID."""
+    ch = request.headers.get("x-splunk-request-channel") or request.query_params.get("channel")
+    if ch is None:
+        return None, True
+    return ch, bool(_CHANNEL.match(ch.strip()))
+
+
+async def _hec_auth_and_body(request: Request) -> tuple[bytes, str | None] | JSONResponse:
+    """HEC token (``Authorization: Splunk`` / Bearer), channel, and the inflated body."""
+    header = request.headers.get("authorization")
+    if not header:
+        return _hec(2)
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() not in ("splunk", "bearer") or not value.strip():
+        return _hec(3)
+    err = _check_token(request, value.strip())
+    if err is not None:
+        return _hec(4)
+    channel, ok = _hec_channel(request)
+    if not ok:
+        return _hec(11)
+    try:
+        body = await _body(request)
+    except PayloadTooLarge as exc:
+        return JSONResponse({"text": "Content too large", "code": 6, "detail": exc.message}, 413)
+    except IngestError:
+        return _hec(6)
+    if not body.strip():
+        return _hec(5)
+    return body, channel
+
+
+async def _hec_commit(
+    request: Request, groups: dict[str, list[bytes]], delivery: str
+) -> JSONResponse:
+    rec = receiver_for(request.app.state.runtime)
+    try:
+        for source, lines in groups.items():
+            body = b"\n".join(lines)
+            # group commit: concurrent senders share one lake write; ack once it is durable
+            await anyio.to_thread.run_sync(rec.commit, source, body, delivery)
+    except Saturated:
+        return _hec(9)
+    except SourceError:
+        return _hec(8)
+    except OSError:
+        return _hec(9)
+    return _hec(0)
+
+
+def _hec_record(ev: dict[str, Any], mapped: bool, received: float) -> dict[str, Any]:
     event = ev["event"]
     if mapped and isinstance(event, dict):
         return event  # the vendor's own record, for that vendor's parser
@@ -298,6 +375,8 @@ def _hec_record(ev: dict[str, Any], mapped: bool) -> dict[str, Any]:
     for key in ("time", "host", "source", "sourcetype", "index"):
         if key in ev and key not in rec:
             rec[key] = ev[key]
+    if "time" not in rec:
+        rec["time"] = received  # HEC: no time given → the time of receipt
     if isinstance(ev.get("fields"), dict):
         for k, v in ev["fields"].items():
             rec.setdefault(k, v)
@@ -318,45 +397,63 @@ async def hec_health() -> JSONResponse:
 @router.post("/services/collector", include_in_schema=False)
 @no_audit
 async def hec_event(request: Request) -> JSONResponse:
-    """Splunk HTTP Event Collector: ``Authorization: Splunk <ingest token>``."""
-    header = request.headers.get("authorization")
-    if not header:
-        return _hec(2)
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() not in ("splunk", "bearer") or not value.strip():
-        return _hec(3)
-    err = _check_token(request, value.strip())
-    if err is not None:
-        return _hec(4)
+    """Splunk HTTP Event Collector: ``Authorization: Splunk <ingest token>``.
+
+    A request is one delivery (id: its channel and body), so a shipper's retry of it is
+    deduplicated while identical events of distinct requests (or of one) are all kept.
+    """
+    got = await _hec_auth_and_body(request)
+    if isinstance(got, JSONResponse):
+        return got
+    body, channel = got
     cfg = receivers_config(request.app.state.runtime).http
-    try:
-        body = await _body(request)
-    except PayloadTooLarge as exc:
-        return JSONResponse({"text": "Content too large", "code": 6, "detail": exc.message}, 413)
-    except IngestError:
-        return _hec(6)
-    if not body.strip():
-        return _hec(5)
     events, bad, code = _hec_events(body)
     if code:
         return _hec(code, **({"invalid-event-number": bad} if bad is not None else {}))
-    groups: dict[str, list[dict[str, Any]]] = {}
+    received = round(time.time(), 3)
+    groups: dict[str, list[bytes]] = {}
     for ev in events:
         st = ev.get("sourcetype")
         source = cfg.hec.sourcetypes.get(st) if isinstance(st, str) else None
         groups.setdefault(source or cfg.hec.default_source, []).append(
-            _hec_record(ev, source is not None)
+            orjson.dumps(_hec_record(ev, source is not None, received))
         )
-    rec = receiver_for(request.app.state.runtime)
-    try:
-        for source, records in groups.items():
-            body = b"\n".join(orjson.dumps(r) for r in records)
-            # group commit: concurrent senders share one lake write; ack once it is durable
-            await anyio.to_thread.run_sync(rec.commit, source, body)
-    except Saturated:
-        return _hec(9)
-    except SourceError:
-        return _hec(8)
-    except OSError:
-        return _hec(9)
-    return _hec(0)
+    return await _hec_commit(request, groups, delivery_id(body, "hec", channel))
+
+
+@router.post(
+    "/services/collector/raw",
+    summary="Splunk HEC raw endpoint",
+    responses=_HEC_RESPONSES,
+)
+@router.post("/services/collector/raw/1.0", include_in_schema=False)
+@no_audit
+async def hec_raw(request: Request) -> JSONResponse:
+    """Splunk HEC raw: each line of the body is one event; ``host``, ``source``,
+    ``sourcetype``, ``index`` and ``time`` come from the query string. A ``sourcetype``
+    mapped in ``receivers.http.hec.sourcetypes`` sends the lines as they are to that
+    source's parser (e.g. ``syslog``); others become ``default_source`` records."""
+    got = await _hec_auth_and_body(request)
+    if isinstance(got, JSONResponse):
+        return got
+    body, channel = got
+    cfg = receivers_config(request.app.state.runtime).http
+    q = request.query_params
+    st = q.get("sourcetype")
+    mapped = cfg.hec.sourcetypes.get(st) if st else None
+    lines = [ln.rstrip(b"\r") for ln in body.split(b"\n") if ln.strip()]
+    if mapped:
+        groups = {mapped: lines}
+    else:
+        try:
+            when: Any = float(q["time"]) if q.get("time") else round(time.time(), 3)
+        except ValueError:
+            return _hec(6)
+        meta = {k: q[k] for k in ("host", "source", "sourcetype", "index") if q.get(k)}
+        groups = {
+            cfg.hec.default_source: [
+                orjson.dumps({"message": ln.decode("utf-8", "replace"), "time": when, **meta})
+                for ln in lines
+            ]
+        }
+    return await _hec_commit(request, groups, delivery_id(body, "hec-raw", channel, str(q)))
