@@ -98,6 +98,7 @@ def test_backfill_from_start_then_offsets(data_dir: Path, stub: CrowdStrikeStub)
     assert row[0] == "AuthActivityAuditEvent" and row[1].endswith("@example.com")
 
 
+@pytest.mark.slow  # waits on purpose (vendor timing)
 def test_quiet_stream_ends_the_cycle_after_idle_secs(data_dir: Path) -> None:
     stub = CrowdStrikeStub()
     try:
@@ -112,6 +113,7 @@ def test_quiet_stream_ends_the_cycle_after_idle_secs(data_dir: Path) -> None:
         stub.close()
 
 
+@pytest.mark.slow  # waits on purpose (vendor timing)
 def test_session_refreshed_before_it_expires(data_dir: Path) -> None:
     # sessions live 1.5 s unless refreshed; reading the backlog takes ~2.5 s
     stub = CrowdStrikeStub(session_ttl=1.5, refresh_interval=1)

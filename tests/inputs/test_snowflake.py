@@ -167,6 +167,7 @@ def test_bad_password_is_reported_not_retried(
     stop.set()
 
 
+@pytest.mark.slow  # waits on purpose (vendor timing)
 def test_429_storm_is_retried(data_dir: Path, stub: SnowflakeStub) -> None:
     ids = stub.add("LOGIN_HISTORY", 20, NOW - 10 * H, dt.timedelta(minutes=5))
     stub.throttle_next = 3
@@ -177,6 +178,7 @@ def test_429_storm_is_retried(data_dir: Path, stub: SnowflakeStub) -> None:
     assert sorted(lake_ids(data_dir)) == sorted(ids)
 
 
+@pytest.mark.slow  # waits on purpose (vendor timing)
 def test_outage_and_malformed_result_keep_the_watermark(
     data_dir: Path, stub: SnowflakeStub, cli
 ) -> None:
