@@ -156,6 +156,8 @@ class Executor:
         self._rows: dict[str, Any] | None = None
         self._eid: str | None = None
         self._seen: Any = None
+        self._loaded: Any = None
+        self._holding = False
 
     @contextlib.contextmanager
     def _tx(self, read_state: bool = True) -> Iterator[Any]:
@@ -308,10 +310,14 @@ class Executor:
         ]
 
     # -- leases ---------------------------------------------------------------------------
-    def _lease(self, eid: str, ttl: float) -> bool:
+    def _lease(self, eid: str, ttl: float, load: bool = False) -> bool:
+        """Take the execution's lease; with ``load``, read the execution in the same
+        transaction (for :meth:`_run`)."""
         name = f"soar-exec:{eid}"
         with self._tx(read_state=False) as conn:
             if self.state.acquire_lease(name, self.owner, ttl, conn):
+                if load:
+                    self._loaded = self._read(conn, eid)
                 return True
         # a holder on this host whose process is gone (kill -9): take over at once
         with self.state.begin() as conn:
@@ -324,7 +330,11 @@ class Executor:
                         leases.delete().where(leases.c.name == name, leases.c.owner == row[0])
                     )
         with self._tx(read_state=False) as conn:
-            return self.state.acquire_lease(name, self.owner, ttl, conn)
+            if self.state.acquire_lease(name, self.owner, ttl, conn):
+                if load:
+                    self._loaded = self._read(conn, eid)
+                return True
+        return False
 
     def _release(self, eid: str) -> None:
         name = f"soar-exec:{eid}"
@@ -338,16 +348,32 @@ class Executor:
     def run(self, eid: str, *, wait_retries: bool = True) -> str:
         """Run execution ``eid`` until it ends or waits for a person; returns its status."""
         with self.state.engine.connect() as conn:
-            self._conn, self._eid, self._seen = conn, eid, None
+            self._conn, self._eid, self._seen, self._loaded = conn, eid, None, None
             try:
-                if not self._lease(eid, 60):
+                if not self._lease(eid, 60, load=True):
                     return self._status(eid)
+                self._holding = True
                 try:
                     return self._run(eid, wait_retries)
                 finally:
-                    self._release(eid)
+                    if self._holding:  # _finish drops it in its own transaction
+                        self._release(eid)
             finally:
-                self._conn = self._rows = self._eid = self._seen = None
+                self._conn = self._rows = self._eid = self._seen = self._loaded = None
+                self._holding = False
+
+    @staticmethod
+    def _read(conn: Any, eid: str) -> tuple[Any, dict[str, Any]]:
+        row = conn.execute(_SELECT_EXEC, {"w_eid": eid}).first()
+        if row is None:
+            raise NotFound(f"execution {eid!r} not found")
+        # mutable copies: the lease holder alone changes the steps; every step
+        # transition updates them (see _set_step) instead of a re-read
+        rows = {
+            r.key: SimpleNamespace(**r._mapping)
+            for r in conn.execute(_SELECT_STEPS, {"w_eid": eid})
+        }
+        return row, rows
 
     def _status(self, eid: str) -> str:
         with self.state.engine.connect() as conn:
@@ -357,16 +383,11 @@ class Executor:
         return str(st)
 
     def _run(self, eid: str, wait_retries: bool) -> str:
-        with self._tx(read_state=False) as conn:
-            row = conn.execute(_SELECT_EXEC, {"w_eid": eid}).first()
-            if row is None:
-                raise NotFound(f"execution {eid!r} not found")
-            # mutable copies: this process holds the lease, so it alone changes the steps;
-            # every step transition updates them (see _set_step) instead of a re-read
-            rows = {
-                r.key: SimpleNamespace(**r._mapping)
-                for r in conn.execute(_SELECT_STEPS, {"w_eid": eid})
-            }
+        loaded, self._loaded = self._loaded, None
+        if loaded is None:
+            with self._tx(read_state=False) as conn:
+                loaded = self._read(conn, eid)
+        row, rows = loaded
         ex = SimpleNamespace(**row._mapping)
         if ex.status in TERMINAL:
             return str(ex.status)
@@ -443,7 +464,12 @@ class Executor:
 
     def _finish(self, eid: str, status: str, error: str | None, note: str | None = None) -> str:
         now = utcnow()
+        release = self._holding and self._conn is not None
+        ended = False
         with self._tx(read_state=False) as conn:
+            if release:
+                # the run ends here: drop its lease in the same transaction
+                self.state.release_lease(f"soar-exec:{eid}", self.owner, conn)
             res = conn.execute(
                 _FINISH_EXEC, {"w_eid": eid, "v_status": status, "v_error": error, "v_now": now}
             )
@@ -468,8 +494,10 @@ class Executor:
                     "transition",
                     {"to": status, "error": error, **({"note": note} if note else {})},
                 )
-                return status
-        return self._status(eid)
+                ended = True
+        if release:  # committed: run() has nothing left to drop
+            self._holding = False
+        return status if ended else self._status(eid)
 
     def _set_exec(self, conn: Any, eid: str, status: str) -> None:
         conn.execute(_SET_EXEC, {"w_eid": eid, "v_status": status, "v_updated_at": utcnow()})
