@@ -183,6 +183,7 @@ def test_run_from_console_stops_at_approval_approved_in_console(
     assert doc["status"] == "succeeded"
     assert doc["approvals"][0]["decided_by"].startswith("responder-1")
     assert doc["approvals"][0]["reason"] == "confirmed with the user's manager"
+    assert doc["approvals"][0]["via"] == "console"
     assert site["okta"].effects == [("revoke_sessions", "00ub0b"), ("suspend", "00ub0b")]
     # the execution list shows it too
     page.goto(site["url"] + "/console/executions")

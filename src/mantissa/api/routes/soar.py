@@ -285,6 +285,8 @@ def _decide(
 ) -> dict:
     from mantissa.soar.approvals import check_link, decide
 
+    if who.via == "session":
+        via = "console"
     if body and body.token:
         check_link(_rt(request), aid, decision, body.token)
         via = "link"
