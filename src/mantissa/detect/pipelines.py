@@ -148,6 +148,7 @@ class DetectConfig(BaseModel):
     lookback: str = "10m"
     ingest_delay: str = "2m"
     max_catchup: str = "7d"
+    poll_secs: float = Field(default=15.0, gt=0)  # how often ``serve`` looks for due windows
     parallelism: int = 2
     pack_rules: bool = True
     silent_days: int = 14

@@ -10,7 +10,11 @@ double alerts; the watermark only advances after the alerts are stored, so a cra
 the window and the alert store's dedup absorbs the replay. Downtime is caught up in chunks
 of ``detect.max_catchup``. In a fleet sharing one state store (PostgreSQL), each rule is
 run under a lease (``StateStore.acquire_lease``) and its watermark re-read after taking it,
-so every window runs once across processes.
+so every window runs once across processes. A lease whose holder was killed on this host
+(its pid is gone) is taken over at once; one held on another host expires after
+``lease_secs``. Each completed window is one ``detect_runs`` row (rule, window end), written
+in the watermark's transaction: the audit trail of exactly-once, and the lag from window
+end to run.
 """
 
 from __future__ import annotations
@@ -20,17 +24,25 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+import sqlalchemy as sa
 
 from mantissa.detect.correlation import parse_duration
 from mantissa.detect.engine import DetectionEngine, raise_alerts, record_stats
 from mantissa.detect.pipelines import detect_config
 from mantissa.detect.rules import Rule, RuleIndex
+from mantissa.detect.runs import detect_runs, record_run
+from mantissa.state.store import leases
 
 log = logging.getLogger(__name__)
 WATERMARK_NS = "detect.watermark"
+_HOST = socket.gethostname()
+#: How long ``detect_runs`` rows are kept.
+RUN_HISTORY = dt.timedelta(days=7)
 
 
 def _iso(v: dt.datetime) -> str:
@@ -66,6 +78,7 @@ class Scheduler:
         self.max_catchup = dt.timedelta(seconds=parse_duration(self.cfg.max_catchup))
         timeout = float(getattr(runtime.config.engine, "timeout_secs", 60))
         self.lease_secs = lease_secs or max(300.0, 4 * timeout)
+        self._pruned = 0.0
 
     # -- planning ---------------------------------------------------------------------
     def state_of(self, rule_id: str) -> dict[str, Any] | None:
@@ -127,7 +140,7 @@ class Scheduler:
             held: list[tuple[Rule, dt.datetime, dt.datetime | None]] = []
             for rule, wm, last_run in members:
                 lease = f"detect:{rule.id}"
-                if not state.acquire_lease(lease, self.owner, self.lease_secs):
+                if not self._acquire(lease):
                     report["skipped_leased"].append(rule.id)
                     continue
                 st = self.state_of(rule.id)
@@ -145,8 +158,12 @@ class Scheduler:
                 alerts = raise_alerts(self.runtime, ev.candidates)
                 record_stats(self.runtime, ev, alerts)
                 unit_failed = {rid for u in ev.units if u.error for rid in u.rule_ids}
+                matched: dict[str, int] = {}
+                for c in ev.candidates:
+                    matched[c.rule_id] = matched.get(c.rule_id, 0) + 1
                 with state.begin() as conn:
-                    for rule, _, _ in held:
+                    ran_at = dt.datetime.now(dt.UTC)
+                    for rule, wm, _ in held:
                         if rule.id in unit_failed:
                             continue  # engine error: retry this window next tick
                         state.put(
@@ -159,6 +176,23 @@ class Scheduler:
                             },
                             conn,
                         )
+                        runs = record_run(
+                            conn,
+                            rule.id,
+                            start,
+                            end,
+                            wm,
+                            self.owner,
+                            matched.get(rule.id, 0),
+                            ran_at,
+                        )
+                        if runs > 1:
+                            log.warning(
+                                "detect: rule %s window ending %s completed %d times",
+                                rule.id,
+                                _iso(end),
+                                runs,
+                            )
                 report["windows"].append(
                     {
                         "start": _iso(start),
@@ -175,9 +209,38 @@ class Scheduler:
                     state.release_lease(f"detect:{rule.id}", self.owner)
         return report
 
-    def run_forever(self, stop_event: threading.Event, poll_secs: float = 15.0) -> None:
+    def _acquire(self, lease: str) -> bool:
+        """Take ``lease``; also when its holder was a process on this host that is gone."""
+        state = self.runtime.state
+        if state.acquire_lease(lease, self.owner, self.lease_secs):
+            return True
+        with state.begin() as conn:
+            row = conn.execute(sa.select(leases.c.owner).where(leases.c.name == lease)).first()
+            if row is None or not _dead_local(str(row[0])):
+                return False
+            # kill -9 leaves the lease until it expires; on this host we know it is orphaned
+            conn.execute(leases.delete().where(leases.c.name == lease, leases.c.owner == row[0]))
+        log.info("detect: took over %s from %s (process gone)", lease, row[0])
+        return bool(state.acquire_lease(lease, self.owner, self.lease_secs))
+
+    def prune(self, now: dt.datetime | None = None) -> int:
+        """Delete ``detect_runs`` rows older than :data:`RUN_HISTORY`; returns how many."""
+        cutoff = (now or dt.datetime.now(dt.UTC)) - RUN_HISTORY
+        with self.runtime.state.begin() as conn:
+            return int(
+                conn.execute(detect_runs.delete().where(detect_runs.c.ran_at < cutoff)).rowcount
+            )
+
+    def run_forever(self, stop_event: threading.Event, poll_secs: float | None = None) -> None:
         """Tick until ``stop_event`` is set (errors are logged, never fatal)."""
+        poll = self.cfg.poll_secs if poll_secs is None else poll_secs
         while not stop_event.is_set():
+            if time.monotonic() - self._pruned > 3600:
+                self._pruned = time.monotonic()
+                try:
+                    self.prune()
+                except Exception:
+                    log.exception("pruning detect_runs failed")
             try:
                 report = self.tick()
                 if report["windows"]:
@@ -186,4 +249,19 @@ class Scheduler:
                     )
             except Exception:  # keep the scheduler alive across one bad tick
                 log.exception("detection scheduler tick failed")
-            stop_event.wait(poll_secs)
+            stop_event.wait(poll)
+
+
+def _dead_local(owner: str) -> bool:
+    """Whether lease owner ``host:pid:...`` is a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -245,4 +245,5 @@ TABLE_MODULES: list[str] = [
     "mantissa.identity.baselines",
     "mantissa.identity.correlation",
     "mantissa.identity.risk",
+    "mantissa.detect.runs",
 ]
