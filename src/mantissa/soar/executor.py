@@ -17,9 +17,11 @@ by whoever runs the execution next (the foreground process, ``serve``'s tick loo
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -300,7 +302,7 @@ class Executor:
             ).all()
         return [_summary(r) for r in rows], int(total)
 
-    def audit_log(self, eid: str) -> list[dict[str, Any]]:
+    def audit_log(self, eid: str) -> builtins.list[dict[str, Any]]:
         with self.state.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(audit).where(audit.c.execution_id == eid).order_by(audit.c.seq)
@@ -603,8 +605,8 @@ class Executor:
         return self._execute(ex, pb, step, row, spec, rendered, items, where)
 
     def _render(
-        self, step: Step, ctx: dict[str, Any], items: list[Any] | None, where: str
-    ) -> list[dict[str, Any]]:
+        self, step: Step, ctx: dict[str, Any], items: builtins.list[Any] | None, where: str
+    ) -> builtins.list[dict[str, Any]]:
         if items is None:
             return [templates.render_value(step.parameters, ctx, f"{where}.parameters")]
         out = []
@@ -632,8 +634,8 @@ class Executor:
         step: Step,
         row: Any,
         spec: ActionSpec,
-        rendered: list[dict[str, Any]],
-        items: list[Any] | None,
+        rendered: builtins.list[dict[str, Any]],
+        items: builtins.list[Any] | None,
         where: str,
     ) -> str | None:
         eid = ex.id
@@ -674,7 +676,7 @@ class Executor:
                     idempotency_key=key if items is None else f"{key}-{i}",
                     deadline=deadline,
                     dry_run=bool(ex.dry_run),
-                    audit=lambda d, _eid=eid, _s=step.id: self._audit_call(_eid, _s, d),
+                    audit=functools.partial(self._audit_call, eid, step.id),
                     transport=self.transport,
                     secrets=secrets,
                 )
@@ -818,7 +820,7 @@ class Executor:
             )
         return self.run(eid)
 
-    def recover(self) -> list[str]:
+    def recover(self) -> builtins.list[str]:
         """Executions left ``running`` by a dead process: run them again (serve start, tick)."""
         with self.state.engine.connect() as conn:
             ids = [
