@@ -92,14 +92,16 @@ def test_backfill_then_steady_state(data_dir: Path, stub: SalesforceStub) -> Non
     assert cur["event_log_files"]["since"] == (DAY - dt.timedelta(days=1)).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
-    assert len(cur["event_log_files"]["ids"]) == 3
-    # steady state: a late file for an already-read LogDate, and new audit records
+    assert len(cur["event_log_files"]["files"]) == 4  # the files inside the late window
+    # steady state: late files, for the newest LogDate and for an earlier hour, and new
+    # audit records; nothing already stored is downloaded again
     downloaded = len(stub.downloads)
     more = stub.add_file("ReportExport", DAY - dt.timedelta(days=1), 7)
+    more += stub.add_file("Logout", DAY - dt.timedelta(days=1, hours=5), 4)
     more += stub.add_audit(5, DAY + dt.timedelta(hours=1), dt.timedelta(seconds=3))
     _, res2 = cycle(data_dir)
-    assert res2.ok and res2.events == 12 and res2.duplicates == 0
-    assert len(stub.downloads) == downloaded + 1
+    assert res2.ok and res2.events == 16 and res2.duplicates == 0
+    assert len(stub.downloads) == downloaded + 2
     assert sorted(lake_ids(data_dir)) == sorted(ids + more)
     # the CSV rows went through the salesforce parser
     files = [str(f) for f in (data_dir / "lake").rglob("*.parquet")]
@@ -270,7 +272,7 @@ def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path, stub: Salesfor
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert len(lake_ids(data_dir)) == 120  # 3 files durable, the 3rd not checkpointed
     cur = Runtime(data_dir).state.get(CURSOR_NS, "sfdc")
-    assert cur["event_log_files"]["ids"] == [stub.files[1]["Id"]]
+    assert set(cur["event_log_files"]["files"]) == {stub.files[0]["Id"], stub.files[1]["Id"]}
     proc2 = subprocess.run(
         [sys.executable, "-m", "mantissa.cli.main", "--data-dir", str(data_dir), *CMD],
         env=env,

@@ -18,10 +18,12 @@ Data (REST API): ``GET /services/data/v{api_version}/query?q=<SOQL>``, then the
 ``nextRecordsUrl`` of each page until ``done``:
 
 * ``SELECT Id, EventType, LogDate, LogFile, LogFileLength, Interval FROM EventLogFile
-  WHERE LogDate >= <watermark> ORDER BY LogDate, Id``; each file's CSV is fetched from
-  ``/services/data/v{v}/sobjects/EventLogFile/{Id}/LogFile`` and goes whole to the
-  ``salesforce`` parser (one batch per file). Cursor: the newest ``LogDate`` and the ids
-  already read at that ``LogDate`` (daily files of every event type share one).
+  WHERE LogDate >= <newest LogDate − late_file_secs> ORDER BY LogDate, Id``; each file's
+  CSV is fetched from ``/services/data/v{v}/sobjects/EventLogFile/{Id}/LogFile`` and goes
+  whole to the ``salesforce`` parser (one batch per file). Cursor: the newest ``LogDate``
+  and the ids (with their ``LogDate``) already stored inside the late window: files of
+  one hour or day are generated per event type at different times, so a file may appear
+  after files of later hours; it is still picked up, and nothing is downloaded twice.
 * ``SELECT ... FROM SetupAuditTrail WHERE CreatedDate >= <watermark> ORDER BY
   CreatedDate, Id``; records (JSON) page by page, same cursor shape on ``CreatedDate``.
 
@@ -43,9 +45,17 @@ from typing import Any, Literal
 
 import httpx
 import orjson
+from pydantic import field_validator
 
 from mantissa.errors import ConfigError, InputAuthError, InputError
-from mantissa.inputs.base import Batch, Input, InputConfig, TokenCache, parse_time
+from mantissa.inputs.base import (
+    Batch,
+    Input,
+    InputConfig,
+    TokenCache,
+    parse_duration,
+    parse_time,
+)
 
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 ELF_FIELDS = "Id, EventType, LogDate, LogFile, LogFileLength, Interval"
@@ -70,10 +80,17 @@ class SalesforceConfig(InputConfig):
     event_types: list[str] = []
     #: Hourly or Daily files only (orgs with hourly files get both); None = both
     log_interval: Literal["Hourly", "Daily"] | None = None
+    #: how late a log file may appear after files of later hours/days (re-queried, ids kept)
+    late_file_secs: float = 86400.0
     setup_audit_trail: bool = True
     #: records per query page (Sforce-Query-Options batchSize, 200-2000)
     page_size: int = 2000
     token_ttl_secs: float = 900.0
+
+    @field_validator("late_file_secs", "token_ttl_secs", mode="before")
+    @classmethod
+    def _secs(cls, v: Any) -> float:
+        return parse_duration(v)
 
 
 def soql_datetime(t: dt.datetime) -> str:
@@ -84,6 +101,14 @@ def soql_datetime(t: dt.datetime) -> str:
 def _second(value: Any) -> str | None:
     t = parse_time(value)
     return soql_datetime(t) if t is not None else None
+
+
+def _before(literal: str, delta: dt.timedelta) -> str:
+    """The SOQL dateTime ``delta`` before another one."""
+    t = parse_time(literal)
+    if t is None:
+        raise InputError(f"salesforce: bad cursor time {literal!r}")
+    return soql_datetime(t - delta)
 
 
 class Salesforce(Input):
@@ -271,8 +296,17 @@ class Salesforce(Input):
 
     def _event_log_files(self, cursor: dict[str, Any]) -> Iterator[Batch]:
         cfg = self.cfg
-        since, seen = self._watermark(cursor, "event_log_files")
-        where = [f"LogDate >= {since}"]
+        mark = cursor.get("event_log_files") or {}
+        late = dt.timedelta(seconds=cfg.late_file_secs)
+        # files already stored, by id → LogDate, for the files still inside the late window
+        seen: dict[str, str] = dict(mark.get("files") or {})
+        newest = mark.get("since")
+        if newest:
+            # files of an hour (or day) keep arriving after later ones: look back
+            lo = _before(newest, late)
+        else:
+            lo = newest = soql_datetime(self.backfill_from())
+        where = [f"LogDate >= {lo}"]
         if cfg.event_types:
             names = ", ".join("'" + t.replace("'", "") + "'" for t in cfg.event_types)
             where.append(f"EventType IN ({names})")
@@ -290,13 +324,14 @@ class Salesforce(Input):
             day = _second(f.get("LogDate"))
             if day is None:
                 raise InputError(f"salesforce EventLogFile {fid}: no LogDate")
-            if day == since and fid in seen:
+            if fid in seen:
                 continue
             data = self._download(f)
-            if day != since:
-                since, seen = day, set()
-            seen.add(fid)
-            cursor = {**cursor, "event_log_files": {"since": since, "ids": sorted(seen)}}
+            seen[fid] = day
+            newest = max(newest, day)
+            floor = _before(newest, late)
+            seen = {k: v for k, v in seen.items() if v >= floor}
+            cursor = {**cursor, "event_log_files": {"since": newest, "files": seen}}
             yield Batch(
                 [],
                 cursor,
