@@ -58,3 +58,22 @@ def test_demo_incident_raises_apm_alerts(tmp_path):
     burst = [a for a in alerts if a.rule_title == "Error burst in one service"]
     assert {a.entities.get("service") for a in burst} >= {"payment"}
     assert all(len(a.entities.get("trace_id", "")) == 32 for a in burst)
+
+
+def test_demo_traces_step_alerts_and_answers_why_checkout_is_slow(tmp_path):
+    """`mantissa demo`'s Traces step: the incident alerts, and the offline question tier
+    names checkout's slowest dependencies (payment timeouts, slow inventory queries)."""
+    import io
+
+    from rich.console import Console
+
+    from mantissa.demo import DemoContext
+    from mantissa.demo.scenario import Scenario
+
+    buf = io.StringIO()
+    ctx = DemoContext(Runtime(tmp_path / "data"), Scenario(), Console(file=buf, width=200), {})
+    demo.traces_step(ctx)
+    got = ctx.results["apm"]
+    assert "P99 latency over 2 seconds" in got["alerts"]
+    assert [r[0] for r in got["why_slow"][:2]] == ["payment", "inventory"]
+    assert "checkout waits longest on payment" in buf.getvalue()

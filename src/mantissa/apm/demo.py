@@ -441,7 +441,16 @@ def traces_step(ctx: DemoContext) -> None:
     ctx.results["apm"]["alerts"] = [a.rule_title for a in alerts]
     for title in sorted({a.rule_title for a in alerts}):
         con.print(f"  [bold red]alert[/bold red] {title}")
-    con.print("  try: mantissa apm services --since 1h · mantissa apm service-map")
+    # the question an SRE asks first, answered offline from the same spans
+    from mantissa.ask import answer
+
+    why = answer(rt, "Why is checkout slow?", now=ctx.scenario.end)
+    ctx.results["apm"]["why_slow"] = why.rows[:3] if why.answered else []
+    con.print(f"  [bold]? Why is checkout slow?[/bold]  {why.summary}")
+    con.print(
+        "  try: mantissa apm services --since 1h · mantissa apm service-map · "
+        'mantissa query "What services call payment?"'
+    )
 
 
 def run_apm_rules(runtime: Any, since: str) -> list[Any]:
