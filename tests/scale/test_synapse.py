@@ -163,3 +163,20 @@ def test_engines_check(engine: Any, stub: StubTds) -> None:
         c["check"] == "engine sees cloudtrail" and "3 partitions" in c["detail"]
         for c in out["checks"]
     )
+
+
+def test_cli_register_check_and_query(data_dir: Path, stub: StubTds) -> None:
+    """From mantissa.yaml: the password only in the environment, never in the file."""
+    (data_dir / "mantissa.yaml").write_text(
+        "engine:\n  type: synapse\n  server: 127.0.0.1\n"
+        f"  port: {stub.port}\n  user: mantissa_reader\n  encrypt: false\n  lake_url: {LAKE}\n"
+    )
+    out = cli_json(data_dir, "lake", "register", "--engine", "synapse")
+    assert {"object": "mantissa.dbo.cloudtrail", "action": "created view"} in out["actions"]
+    check = cli_json(data_dir, "engines", "check", "--since", "all")
+    assert check["ok"] and check["engine"] == "synapse", check
+    rows = cli_json(data_dir, "query", "--sql", "SELECT count(*) AS n FROM cloudtrail")
+    assert rows["rows"] == [[400]]
+    q = cli_json(data_dir, "query", "how many cloudtrail events by user")
+    assert q["sql"] and q["rows"] == []  # the data is older than the question's 7 days
+    assert "GROUP BY [user]" in stub.batches[-1][1]

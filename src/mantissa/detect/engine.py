@@ -166,6 +166,9 @@ class DetectionEngine:
             try:
                 if session is not None:
                     records = session.records(sql)
+                elif hasattr(self.engine, "execute_tree"):
+                    # cloud engines render the tree in their own dialect (no lossy transpile)
+                    records = self.engine.execute_tree(tree).records()
                 else:
                     records = self.engine.execute(sql).records()
             except MantissaError as exc:

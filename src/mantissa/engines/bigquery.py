@@ -32,7 +32,7 @@ from typing import Any
 from sqlglot import exp
 
 from mantissa.engines.base import CostEstimate, QueryEngine, QueryResult
-from mantissa.engines.guard import guard
+from mantissa.engines.guard import GuardedQuery, guard
 from mantissa.engines.pruning import add_partition_filters
 from mantissa.engines.scan import Budget, budget_options, plan_scan
 from mantissa.errors import ConfigError, QueryError, QueryTimeout
@@ -256,8 +256,18 @@ class BigQueryEngine(QueryEngine):
 
     def estimate_cost(self, sql: str, parameters: dict[str, Any] | None = None) -> CostEstimate:
         guarded = guard(sql, self.tables())
-        scan = plan_scan(self.storage, guarded)
         final, names = self.prepare(sql)
+        return self._estimate(final, names, parameters, guarded)
+
+    def _estimate(
+        self,
+        final: str,
+        names: list[str],
+        parameters: dict[str, Any] | None,
+        guarded: GuardedQuery,
+    ) -> CostEstimate:
+        """A dry run of ``final`` (BigQuery SQL); the pruned lake files when it cannot run."""
+        scan = plan_scan(self.storage, guarded)
         note = f"BigQuery on-demand ${self.usd_per_tib}/TiB, 10 MB minimum per query"
         nbytes = scan.bytes
         if self.dry_run and (not names or parameters is not None):
@@ -292,8 +302,26 @@ class BigQueryEngine(QueryEngine):
 
     def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         params = dict(parameters or {})
+        guarded = guard(sql, self.tables())
         final, names = self.prepare(sql)
-        est = self.estimate_cost(sql, params)
+        return self._run(final, names, params, self._estimate(final, names, params, guarded))
+
+    def execute_tree(self, tree: exp.Expression) -> QueryResult:
+        """Run a detection tree from the Sigma backend, rendered by the BigQuery dialect layer.
+
+        Transpiling the DuckDB text would lose the constructs sqlglot cannot carry across
+        (any-element array matching, JSON paths, LIKE escapes): the tree renders directly.
+        """
+        from mantissa.detect.dialects import render
+
+        guarded = guard(render(tree, "duckdb"), self.tables())  # read-only, known tables
+        pruned = add_partition_filters(tree.copy(), set(tables()) | {EVENTS_VIEW})
+        final = render(pruned, "bigquery")
+        return self._run(final, [], {}, self._estimate(final, [], None, guarded))
+
+    def _run(
+        self, final: str, names: list[str], params: dict[str, Any], est: CostEstimate
+    ) -> QueryResult:
         self.budget.check(est)
         start = time.perf_counter()
         try:

@@ -305,7 +305,27 @@ class SynapseEngine(QueryEngine):
 
     def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         final = self.prepare(sql, parameters)
-        est = self.estimate_cost(sql, parameters)
+        return self._execute(final, self.estimate_cost(sql, parameters))
+
+    def execute_tree(self, tree: exp.Expression) -> QueryResult:
+        """Run a detection tree from the Sigma backend, rendered by the T-SQL dialect layer
+        (``OPENJSON`` for arrays, ``CASE`` for Sigma's not): no lossy DuckDB → T-SQL step."""
+        from mantissa.detect.dialects import render
+
+        guarded = guard(render(tree, "duckdb"), self.tables())  # read-only, known tables
+        pruned = add_partition_filters(tree.copy(), set(tables()) | {EVENTS_VIEW})
+        scan = plan_scan(self.storage, guarded)
+        est = CostEstimate(
+            engine=self.type,
+            bytes_scanned=scan.bytes,
+            files=scan.file_count,
+            partitions=scan.partitions,
+            price_usd=synapse_price(scan.bytes, self.usd_per_tb),
+            tables=scan.tables,
+        )
+        return self._execute(to_tsql(pruned), est)
+
+    def _execute(self, final: str, est: CostEstimate) -> QueryResult:
         self.budget.check(est)
         start = time.perf_counter()
         columns, rows, truncated = self.run(final)
