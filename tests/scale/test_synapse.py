@@ -180,3 +180,11 @@ def test_cli_register_check_and_query(data_dir: Path, stub: StubTds) -> None:
     q = cli_json(data_dir, "query", "how many cloudtrail events by user")
     assert q["sql"] and q["rows"] == []  # the data is older than the question's 7 days
     assert "GROUP BY [user]" in stub.batches[-1][1]
+
+
+def test_encryption_is_the_default(data_dir: Path, stub: StubTds) -> None:
+    """Without ``encrypt: false`` the driver insists on TLS; the stub offers none."""
+    pytest.importorskip("OpenSSL", reason="pyOpenSSL (the synapse extra) is not installed")
+    with pytest.raises(QueryError) as ei:
+        make_engine(data_dir, stub, encrypt=True).execute("SELECT count(*) FROM cloudtrail")
+    assert "encryption" in str(ei.value) and "encrypt: false" in (ei.value.hint or "")

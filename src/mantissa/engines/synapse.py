@@ -185,6 +185,13 @@ class SynapseEngine(QueryEngine):
             return pytds.connect(**kwargs)
         except pytds.Error as exc:
             raise self._error(exc, "login") from None
+        except ValueError as exc:
+            if "pyopenssl" in str(exc).lower():
+                raise ConfigError(
+                    "encrypted Synapse connections need pyOpenSSL",
+                    hint="pip install 'mantissa-log[synapse]'",
+                ) from None
+            raise
         except OSError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, pytds.Error):
@@ -221,6 +228,11 @@ class SynapseEngine(QueryEngine):
             hint = (
                 "grant the identity Storage Blob Data Reader on the lake's container, and the "
                 "login db_datareader + ADMINISTER DATABASE BULK OPERATIONS"
+            )
+        elif "encryption" in low:
+            hint = (
+                "Synapse endpoints always offer TLS: check engine.server; "
+                "engine.encrypt: false is only for a local test server"
             )
         elif "parquet" in low and ("corrupt" in low or "not" in low):
             hint = "a file in the lake is not valid Parquet: find it with `mantissa engines check --deep`"
