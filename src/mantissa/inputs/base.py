@@ -373,7 +373,7 @@ class TokenCache:
 
 
 # the extra that carries an input's SDK, when it is not named after the input
-_EXTRAS = {"s3": "aws", "gcp_audit": "gcp", "gcp_vpc_flow": "gcp"}
+_EXTRAS = {"s3": "aws", "gcp_audit": "gcp", "gcp_vpc_flow": "gcp", "azure_activity": "azure"}
 
 
 def load_input_module(type_name: str) -> type[Input]:
