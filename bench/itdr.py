@@ -151,7 +151,12 @@ def main() -> None:
         for r in results:
             for k, v in r.timings.items():
                 phases[k] = phases.get(k, 0.0) + v
-        detect_s = sum(v for k, v in phases.items() if k not in ("load", "baselines", "alerts"))
+        per_detection = {
+            k: round(v, 2)
+            for k, v in sorted(phases.items(), key=lambda kv: -kv[1])
+            if not k.startswith("load") and k not in ("baselines", "alerts")
+        }
+        detect_s = sum(per_detection.values())
         # incremental: the next 5-minute windows, as the scheduler runs them
         incs = []
         at = world.end
@@ -178,11 +183,15 @@ def main() -> None:
             "full_recompute_runs": len(results),
             "full_recompute_findings": found,
             "full_recompute_phases": {
-                "lake_read_geo_baseline_load": round(phases.get("load", 0.0), 2),
+                "session": round(phases.get("load", 0.0), 2),
+                "session.lake_read_geo": round(phases.get("load.read", 0.0), 2),
+                "session.events_table": round(phases.get("load.ev", 0.0), 2),
+                "session.baseline_table": round(phases.get("load.bl", 0.0), 2),
                 "detections": round(detect_s, 2),
                 "baseline_fold_and_write": round(phases.get("baselines", 0.0), 2),
                 "risk_alerts": round(phases.get("alerts", 0.0), 2),
             },
+            "full_recompute_per_detection": per_detection,
             "incremental_5min_seconds": round(inc_s, 3),
             "incremental_events_in_window": inc.events,
             "incremental_timings": {k: round(v, 3) for k, v in inc.timings.items()},

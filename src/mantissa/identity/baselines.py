@@ -322,24 +322,31 @@ def bl_sql(end: dt.datetime, learning_days: int) -> tuple[str, dict[str, Any]]:
     networks, devices and IPs; hour-of-day counts; sign-ins per working day between first
     and last seen (zeros included, the last 60) with their median and MAD."""
     days = (
-        "list_slice([coalesce(daily_m[strftime(d, '%Y-%m-%d')], 0) FOR d IN "
+        "list_slice([coalesce(dn[list_position(dk, strftime(d, '%Y-%m-%d'))], 0) FOR d IN "
         "generate_series(CAST(first_seen AS DATE), CAST(least(last_seen, $end) AS DATE), "
         f"INTERVAL 1 DAY) IF isodow(d) <= 5], -{_DAYS_KEPT}, -1)"
     )
+    # unordered list aggregates, sorted afterwards (ordered aggregates cost ~5x more);
+    # histograms as (key, count) lists looked up by position
     keys = ", ".join(
-        f"list(k ORDER BY k) FILTER (WHERE kind = '{k}') AS {k}"
+        f"list_sort(list(k) FILTER (WHERE kind = '{k}')) AS {k}"
         for k in ("countries", "nets", "devices", "ips")
     )
     sql = f"""
 WITH w AS (SELECT "user" FROM ev UNION SELECT target FROM ev WHERE target IS NOT NULL
            UNION SELECT account FROM bl_extra),
-h AS (
+h0 AS (
   SELECT "user", {keys},
-    map_from_entries(list(struct_pack(k := k, v := n)) FILTER (WHERE kind = 'hod')) AS hod_m,
-    map_from_entries(list(struct_pack(k := k, v := n)) FILTER (WHERE kind = 'daily')) AS daily_m
+    list(struct_pack(k := k, n := n)) FILTER (WHERE kind = 'hod') AS hl,
+    list(struct_pack(k := k, n := n)) FILTER (WHERE kind = 'daily') AS dl
   FROM bhist WHERE kind IN ('countries', 'nets', 'devices', 'ips', 'hod', 'daily')
     AND "user" IN (SELECT "user" FROM w)
   GROUP BY "user"),
+h AS (
+  SELECT * EXCLUDE (hl, dl), [x.k FOR x IN coalesce(hl, [])] AS hk,
+    [x.n FOR x IN coalesce(hl, [])] AS hn, [x.k FOR x IN coalesce(dl, [])] AS dk,
+    [x.n FOR x IN coalesce(dl, [])] AS dn
+  FROM h0),
 b AS (
   SELECT s."user", s.first_seen, s.last_seen, s.first_seen > $cut AS learning, s.logins,
     s.failures / greatest(1, floor(epoch(least(s.last_seen, $end) - s.first_seen) / 86400) + 1)
@@ -347,7 +354,7 @@ b AS (
     {days} AS daily,
     coalesce(h.countries, []) AS countries, coalesce(h.nets, []) AS nets,
     coalesce(h.devices, []) AS devices, coalesce(h.ips, []) AS ips,
-    [coalesce(hod_m[CAST(x AS VARCHAR)], 0) FOR x IN range(24)] AS hod,
+    [coalesce(hn[list_position(hk, CAST(x AS VARCHAR))], 0) FOR x IN range(24)] AS hod,
     s.department,
     CASE WHEN s.mfa + s.single > 0 THEN s.mfa / (s.mfa + s.single) END AS mfa_ratio,
     s.resets, s.tokens
