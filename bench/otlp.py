@@ -107,8 +107,13 @@ def to_json(req: object) -> bytes:
     return orjson.dumps(d)
 
 
-def start_serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    (data_dir / "mantissa.yaml").write_text("apm:\n  flush_secs: 2\n  max_in_flight: 256\n")
+def start_serve(
+    data_dir: Path, port: int, decode_workers: int | None = None
+) -> subprocess.Popen[bytes]:
+    cfg = "apm:\n  flush_secs: 2\n  max_in_flight: 256\n"
+    if decode_workers is not None:
+        cfg += f"  decode_workers: {decode_workers}\n"
+    (data_dir / "mantissa.yaml").write_text(cfg)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -179,7 +184,7 @@ def bench_ingest(args: argparse.Namespace) -> None:
     token = TokenStore(rt.state).create("ingest")[1]
     with socket_port() as port:
         pass
-    proc = start_serve(tmp, port)
+    proc = start_serve(tmp, port, args.decode_workers)
     url = f"http://127.0.0.1:{port}"
     ps = psutil.Process(proc.pid)
     peak = [0]
@@ -188,14 +193,18 @@ def bench_ingest(args: argparse.Namespace) -> None:
     def sample_rss() -> None:
         while not stop.wait(0.2):
             try:
-                peak[0] = max(peak[0], ps.memory_info().rss)
+                # the server and its decode workers
+                rss = ps.memory_info().rss + sum(
+                    c.memory_info().rss for c in ps.children(recursive=True)
+                )
+                peak[0] = max(peak[0], rss)
             except psutil.Error:
                 return
 
     threading.Thread(target=sample_rss, daemon=True).start()
     rng = random.Random(1)
     n_req = max(1, args.spans // 512)
-    print(f"generating 4 x {n_req} requests of 512 spans ...", flush=True)
+    print(f"generating {n_req} requests of 512 spans per mode ...", flush=True)
     gz = {"Content-Encoding": "gzip"}
     modes = [
         ("protobuf", False, {"Content-Type": "application/x-protobuf"}),
@@ -205,6 +214,7 @@ def bench_ingest(args: argparse.Namespace) -> None:
     ]
     # every request of every mode gets fresh ids (the lake deduplicates on span id);
     # bodies are built before the clock starts
+    modes = [m for m in modes if m[0] in args.modes.split(",")]
     prepared = []
     for name, compress, headers in modes:
         bodies = []
@@ -248,7 +258,7 @@ def bench_ingest(args: argparse.Namespace) -> None:
     files = len(lake.all_files(rt.storage, lake.TRACES))
     print(
         f"into the lake: {rows} spans in {into_lake:.1f}s = {rows / into_lake:.0f} spans/s "
-        f"({files} files); server peak RSS {peak[0] / 2**20:.0f} MB"
+        f"({files} files); peak RSS (server + decode workers) {peak[0] / 2**20:.0f} MB"
     )
     proc.terminate()
     proc.wait(30)
@@ -344,6 +354,14 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=200_000, help="spans per ingest mode")
     ap.add_argument("--senders", type=int, default=8, help="concurrent senders")
     ap.add_argument("--query-spans", type=int, default=1_000_000)
+    ap.add_argument(
+        "--decode-workers", type=int, default=None, help="apm.decode_workers (default: CPUs - 1)"
+    )
+    ap.add_argument(
+        "--modes",
+        default="protobuf,protobuf+gzip,json,json+gzip",
+        help="comma-separated subset of the four modes",
+    )
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-queries", action="store_true")
     args = ap.parse_args()

@@ -278,7 +278,10 @@ APM_CASES: list[Case] = [
     Case(
         "callees",
         "edges",
-        ["what does frontend call in the last hour", "which services does frontend depend on in the last hour"],
+        [
+            "what does frontend call in the last hour",
+            "which services does frontend depend on in the last hour",
+        ],
         lambda d: callees(d, "1h", "frontend"),
     ),
     # ---- why is it slow ---------------------------------------------------------------
