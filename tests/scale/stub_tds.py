@@ -336,6 +336,10 @@ class StubTds:
             raise _SqlError(102, f"Incorrect syntax: {e}") from None
         for t in tree.find_all(exp.Table):
             t.set("db", None)
+        # T-SQL FLOAT is FLOAT(53), a double; sqlglot maps it to DuckDB's 4-byte REAL
+        for dtype in tree.find_all(exp.DataType):
+            if dtype.this == exp.DataType.Type.FLOAT:
+                dtype.set("this", exp.DataType.Type.DOUBLE)
         return tree.sql(dialect="duckdb")
 
     def _select(self, db: str, sql: str) -> bytes:
