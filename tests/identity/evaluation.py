@@ -15,11 +15,14 @@ import yaml
 from tests.identity.scenario import EXPECTED, KILL_CHAIN_IAM, VPN_CIDR, World, build
 
 EVAL_CONFIG = {
+    # alerts go through the alert path (dedup, store, correlation); the user-context
+    # lookups of the enrichment are not what is evaluated here
+    "alerts": {"enrichment": {"user_context": {"enabled": False}}},
     "identity": {
         "impossible_travel": {"relay_cidrs": [VPN_CIDR]},
         # the scenario spans 16 days; production default is 30
         "dormant_account": {"days": 10},
-    }
+    },
 }
 
 
@@ -81,7 +84,10 @@ def evaluate(tmp: Path, seed: int = 1, users: int = 150, days: int = 16) -> tupl
     cfg = tmp / "mantissa.yaml"
     victim = world.kill_chain_user
     assert victim is not None
-    conf = {"identity": {**EVAL_CONFIG["identity"], "links": {victim.email: [KILL_CHAIN_IAM]}}}
+    conf = {
+        **EVAL_CONFIG,
+        "identity": {**EVAL_CONFIG["identity"], "links": {victim.email: [KILL_CHAIN_IAM]}},
+    }
     cfg.write_text(yaml.safe_dump(conf))
     rt = Runtime(data_dir=tmp / "data", config_path=cfg)
     con = ingest_connection()
