@@ -267,7 +267,9 @@ def test_approval_request_reaches_channel_with_signed_link(
                 },
             }
         )
-        PlaybookStore(rt).import_text(playbook(GATED, id="gated"))
+        # an approval that outlives the test (GATED's expires in 2 s)
+        steps = [GATED[0], {**GATED[1], "approval_timeout_seconds": 600}]
+        PlaybookStore(rt).import_text(playbook(steps, id="gated"))
         ex = Executor(rt)
         eid = ex.start("gated", input={"user": "bob@example.com"})
         assert ex.run(eid) == "waiting_approval"
