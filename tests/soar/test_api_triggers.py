@@ -90,8 +90,12 @@ def test_api_409_after_expiry_and_signed_link(api: Any) -> None:
 
     c, h, rt = api
     PlaybookStore(rt).import_text(playbook(GATED, id="gated"))
+    long = [GATED[0], {**GATED[1], "approval_timeout_seconds": 600}]
+    PlaybookStore(rt).import_text(playbook(long, id="gated-long"))
     eid = c.post(
-        "/playbooks/gated/run", json={"input": {"user": "bob@example.com"}}, headers=h["responder"]
+        "/playbooks/gated-long/run",
+        json={"input": {"user": "bob@example.com"}},
+        headers=h["responder"],
     ).json()["execution_id"]
     [ap] = c.get("/approvals", headers=h["responder"]).json()
     # a signed link: its GET changes nothing and sends the browser to the console's
