@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from mantissa.ask import session as sessions
 from mantissa.ask.lexicon import Lexicon, load_lexicon
-from mantissa.ask.plan import LLMPlan, Metric, Order, QueryPlan
+from mantissa.ask.plan import APM_INTENTS, LLMPlan, Metric, Order, QueryPlan
 from mantissa.ask.planner import SEARCH_COLUMNS, Unmapped, plan_question
 from mantissa.ask.render import render, sqlglot_dialect
 from mantissa.ask.summary import summarize
@@ -269,6 +269,8 @@ def validate_plan(plan: QueryPlan, lex: Lexicon) -> QueryPlan | Unmapped:
     info = lex.tables.get(plan.table)
     if info is None:
         return Unmapped(f"unknown table {plan.table!r}")
+    if plan.intent in APM_INTENTS and plan.table != "traces":
+        return Unmapped(f"{plan.intent!r} is a question about traces, not {plan.table}")
     names = list(info.columns)
 
     def fix(c: str) -> str | None:
