@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -90,7 +91,18 @@ def deobfuscate(data: bytes) -> str:
 class StubTds:
     """The server; ``port`` is where the client connects."""
 
-    def __init__(self, user: str, password: str, storage: dict[str, Path]) -> None:
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        storage: dict[str, Path],
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        self.tls_context: ssl.SSLContext | None = None
+        if tls is not None:  # (certificate chain, key): TLS required, as on Synapse
+            self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_context.load_cert_chain(str(tls[0]), str(tls[1]))
+        self.tls_sessions = 0
         self.user = user
         self.password = password
         self.storage = storage  # https:// URL prefix → local folder
@@ -140,21 +152,51 @@ class StubTds:
                 return ptype, data
 
     @staticmethod
-    def _send(sock: Any, payload: bytes, size: int = 4096) -> None:
+    def _send(sock: Any, payload: bytes, size: int = 4096, ptype: int = REPLY) -> None:
         chunks = [payload[i : i + size - 8] for i in range(0, len(payload), size - 8)] or [b""]
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             header = struct.pack(
-                ">BBHHBB", REPLY, 1 if last else 0, len(chunk) + 8, 51, (i + 1) % 256, 0
+                ">BBHHBB", ptype, 1 if last else 0, len(chunk) + 8, 51, (i + 1) % 256, 0
             )
             sock.sendall(header + chunk)
+
+    def _tls_handshake(self, sock: Any) -> _TlsSocket:
+        """MS-TDS 3.3.5.2: the TLS handshake travels inside PRELOGIN packets; after it,
+        TLS records carry the TDS packets directly."""
+        assert self.tls_context is not None
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.tls_context.wrap_bio(incoming, outgoing, server_side=True)
+        while True:
+            ptype, data = self._read_message(sock)
+            if ptype != PRELOGIN:
+                raise ConnectionError("expected the TLS handshake in PRELOGIN packets")
+            incoming.write(data)
+            try:
+                tls.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            out = outgoing.read()
+            if out:
+                self._send(sock, out, ptype=PRELOGIN)
+            if done:
+                self.tls_sessions += 1
+                return _TlsSocket(sock, tls, incoming, outgoing)
 
     def _session(self, sock: Any) -> None:
         try:
             ptype, data = self._read_message(sock)
             if ptype != PRELOGIN:
                 return
-            self._send(sock, self._prelogin_reply())
+            client_enc = _prelogin_option(data, 0x01)
+            if self.tls_context is not None and client_enc in (b"\x02", None):
+                # the client cannot encrypt: ENCRYPT_REQ makes it give up, as Synapse does
+                self._send(sock, self._prelogin_reply(3))
+                return
+            self._send(sock, self._prelogin_reply(1 if self.tls_context is not None else 2))
+            if self.tls_context is not None:
+                sock = self._tls_handshake(sock)
             ptype, data = self._read_message(sock)
             if ptype != LOGIN7:
                 return
@@ -179,10 +221,10 @@ class StubTds:
             return
 
     @staticmethod
-    def _prelogin_reply() -> bytes:
+    def _prelogin_reply(encryption: int) -> bytes:
         opts = [
             (0x00, struct.pack(">IH", 0x0C000000, 0)),  # VERSION
-            (0x01, bytes([2])),  # ENCRYPTION: ENCRYPT_NOT_SUP
+            (0x01, bytes([encryption])),  # 1 ENCRYPT_ON, 2 ENCRYPT_NOT_SUP, 3 ENCRYPT_REQ
             (0x02, b"\x00"),  # INSTOPT
             (0x03, b""),  # THREADID
             (0x04, b"\x00"),  # MARS off
@@ -437,3 +479,39 @@ class _SqlError(Exception):
     def __init__(self, number: int, message: str) -> None:
         super().__init__(message)
         self.number, self.message = number, message
+
+
+def _prelogin_option(data: bytes, token: int) -> bytes | None:
+    """The value of one PRELOGIN option (offsets are from the start of the message)."""
+    i = 0
+    while i < len(data) and data[i] != 0xFF:
+        t, off, ln = struct.unpack_from(">BHH", data, i)
+        if t == token:
+            return data[off : off + ln]
+        i += 5
+    return None
+
+
+class _TlsSocket:
+    """recv / sendall over a server-side TLS session kept in memory BIOs."""
+
+    def __init__(
+        self, raw: Any, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO
+    ) -> None:
+        self.raw, self.tls, self.incoming, self.outgoing = raw, tls, incoming, outgoing
+
+    def sendall(self, data: bytes) -> None:
+        self.tls.write(data)
+        self.raw.sendall(self.outgoing.read())
+
+    def recv(self, n: int) -> bytes:
+        while True:
+            try:
+                return self.tls.read(n)
+            except ssl.SSLWantReadError:
+                chunk = self.raw.recv(65536)
+                if not chunk:
+                    return b""
+                self.incoming.write(chunk)
+            except ssl.SSLZeroReturnError:
+                return b""

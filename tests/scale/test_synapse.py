@@ -182,8 +182,81 @@ def test_cli_register_check_and_query(data_dir: Path, stub: StubTds) -> None:
     assert "GROUP BY [user]" in stub.batches[-1][1]
 
 
-def test_encryption_is_the_default(data_dir: Path, stub: StubTds) -> None:
-    """Without ``encrypt: false`` the driver insists on TLS; the stub offers none."""
+def _certificates(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1 signed by it: (ca, chain, key)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> Any:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            b = b.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, srv_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = cert("mantissa test CA", ca_key, "mantissa test CA", ca_key, True)
+    srv = cert("127.0.0.1", srv_key, "mantissa test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "chain.pem").write_bytes(srv.public_bytes(pem) + ca.public_bytes(pem))
+    (tmp_path / "key.pem").write_bytes(
+        srv_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return tmp_path / "ca.pem", tmp_path / "chain.pem", tmp_path / "key.pem"
+
+
+def test_tls_with_certificate_validation(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default path: TLS inside TDS (handshake in PRELOGIN packets), the server's
+    certificate checked against ``cafile`` and the host name."""
+    pytest.importorskip("OpenSSL", reason="pyOpenSSL (the synapse extra) is not installed")
+    monkeypatch.setenv("MANTISSA_SYNAPSE_PASSWORD", PASSWORD)
+    ca, chain, key = _certificates(tmp_path)
+    tls = StubTds("mantissa_reader", PASSWORD, {LAKE: data_dir / "lake"}, tls=(chain, key))
+    try:
+        eng = make_engine(data_dir, tls, encrypt=True, cafile=str(ca))
+        eng.register()
+        assert eng.execute("SELECT count(*) AS n FROM cloudtrail").rows == [[400]]
+        assert tls.tls_sessions >= 2 and tls.logins[-1]["user"] == "mantissa_reader"
+        eng.close()
+        # a certificate from a CA the client does not trust is refused
+        (tmp_path / "other").mkdir()
+        other_ca, _, _ = _certificates(tmp_path / "other")
+        with pytest.raises(QueryError, match="certificate verify failed"):
+            make_engine(data_dir, tls, encrypt=True, cafile=str(other_ca)).execute(
+                "SELECT count(*) FROM cloudtrail"
+            )
+        # and a client that cannot encrypt is turned away, as Synapse does
+        with pytest.raises(QueryError, match="encryption"):
+            make_engine(data_dir, tls, encrypt=False).execute("SELECT count(*) FROM cloudtrail")
+    finally:
+        tls.close()
+
+
+def test_encryption_refused_by_a_server_without_tls(data_dir: Path, stub: StubTds) -> None:
+    """Without ``encrypt: false`` the driver insists on TLS; this stub offers none."""
     pytest.importorskip("OpenSSL", reason="pyOpenSSL (the synapse extra) is not installed")
     with pytest.raises(QueryError) as ei:
         make_engine(data_dir, stub, encrypt=True).execute("SELECT count(*) FROM cloudtrail")

@@ -29,6 +29,7 @@ import datetime as dt
 import os
 import threading
 import time
+import warnings
 from typing import Any
 
 from sqlglot import exp
@@ -182,10 +183,26 @@ class SynapseEngine(QueryEngine):
         else:
             raise ConfigError(f"unknown engine.auth {self.auth!r}", hint="use sql or entra")
         try:
-            return pytds.connect(**kwargs)
+            with warnings.catch_warnings():
+                # python-tds validates the host name with pyOpenSSL's X509 accessors, which
+                # pyOpenSSL deprecates in favour of cryptography's: not ours to fix
+                warnings.filterwarnings(
+                    "ignore", message=r"X509\.\w+ is deprecated", category=DeprecationWarning
+                )
+                return pytds.connect(**kwargs)
         except pytds.Error as exc:
             raise self._error(exc, "login") from None
-        except ValueError as exc:
+        except Exception as exc:
+            if type(exc).__module__.startswith("OpenSSL"):
+                reasons = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+                why = "; ".join(r[-1] for r in reasons if isinstance(r, tuple)) or str(exc)
+                raise QueryError(
+                    f"Synapse: TLS with {self.server}:{self.port} failed: {why}",
+                    hint="the server's certificate must chain to engine.cafile (default: the "
+                    "system CA bundle) and name engine.server",
+                ) from None
+            if not isinstance(exc, ValueError):
+                raise
             if "pyopenssl" in str(exc).lower():
                 raise ConfigError(
                     "encrypted Synapse connections need pyOpenSSL",
