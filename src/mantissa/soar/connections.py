@@ -54,13 +54,24 @@ class Connections(RootModel[dict[str, Connection]]):
     pass
 
 
+_LOADED: dict[int, tuple[Any, dict[str, Connection]]] = {}
+
+
 def load_connections(runtime: Any) -> dict[str, Connection]:
+    """The validated ``connections:`` section (once per loaded config: it is immutable)."""
     from mantissa.secrets import secrets_config
 
-    conns = runtime.config.section("connections", Connections).root
+    cfg = runtime.config
+    hit = _LOADED.get(id(cfg))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    conns = cfg.section("connections", Connections).root
     backend = secrets_config(runtime)
     for c in conns.values():
         c._secrets = backend
+    if len(_LOADED) > 64:  # configs of short-lived runtimes (tests, benchmarks)
+        _LOADED.clear()
+    _LOADED[id(cfg)] = (cfg, conns)
     return conns
 
 
