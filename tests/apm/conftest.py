@@ -21,6 +21,7 @@ import pytest
 CONFIG = """\
 apm:
   flush_secs: 0.5
+  decode_workers: 1
 """
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from google.rpc import status_pb2
@@ -311,9 +312,19 @@ def test_kill_9_after_200_loses_nothing(data_dir, tokens):
             },
         )
         assert r.status_code == 200, r.text
+        # the batch was decoded by a worker process (apm.decode_workers) ...
+        workers = [
+            c
+            for c in psutil.Process(s.proc.pid).children(recursive=True)
+            if "multiprocessing" in " ".join(c.cmdline())
+        ]
+        assert workers, "tests/apm/conftest.py configures one decode worker"
         s.kill9()  # right after the 200: before the 0.5 s flush
     finally:
         s.stop()
+    # ... which does not outlive the killed server
+    _gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
     spool = list((data_dir / "spool" / "apm" / "traces").glob("*.spool"))
     assert spool, "the batch is in the spool, not yet in the lake"
     s2 = start_serve(data_dir, background=True)  # replays the spool on start
@@ -396,3 +407,32 @@ def test_metrics_json_with_hex_exemplars(client, auth, runtime):
     ((name, typ, temp, count, buckets, ex),) = res.rows
     assert (name, typ, temp, count, buckets) == ("latency", "histogram", "CUMULATIVE", 3, [1, 2])
     assert ex[0]["trace_id"] == TID.lower() and ex[0]["span_id"] == "00f067aa0ba902b7"
+
+
+def test_decode_workers_give_the_same_rows_as_in_process(tmp_path):
+    """A request decoded by a worker process is spooled and flushed like one decoded in
+    the server process (same rows, same rejections)."""
+    from mantissa.apm import lake
+    from mantissa.apm.receiver import Receiver
+
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "mantissa.yaml").write_text("apm:\n  decode_workers: 1\n")
+    rt = Runtime(d)
+    rec = Receiver(rt, start=False)
+    try:
+        assert rec.cfg.decode_workers == 1
+        rec._decoder()
+        assert wait_for(lambda: rec._decoder() is not None, timeout=60)
+        body = orjson.dumps(
+            request(*[span(i) for i in range(1, 51)], span(99, spanId="00"), service="pooled")
+        )
+        got = rec.receive(lake.TRACES, body, "application/json")
+        assert (got.accepted, got.rejected) == (50, 1)
+        rec.flush()
+    finally:
+        rec.close()
+    rows = rt.engine.execute(
+        "SELECT count(*), count(DISTINCT span_id) FROM traces WHERE service_name = 'pooled'"
+    ).rows
+    assert rows == [[50, 50]]

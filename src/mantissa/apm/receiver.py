@@ -263,6 +263,18 @@ def decode_record(signal: str, body: bytes, media: str, limits: otlp.Limits) -> 
     )
 
 
+def _worker_init(parent: int) -> None:
+    """A decode worker exits when the server process is gone (``kill -9`` included)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="mantissa-decode-watchdog", daemon=True).start()
+
+
 def _warm() -> bool:
     """Import the decoder in a fresh worker (so the first request does not pay for it)."""
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
@@ -299,6 +311,7 @@ class Receiver:
         self.flushes = 0
         self.policy = lake.CompactPolicy(max_files=self.cfg.compact_files)
         self.pool: Any = None
+        self._warming: list[Any] = []
         self._pool_lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.rollup_thread: threading.Thread | None = None
@@ -344,10 +357,17 @@ class Receiver:
 
                 # spawn: the server process runs threads (and DuckDB): never fork it
                 self.pool = ProcessPoolExecutor(
-                    self.cfg.decode_workers, mp_context=mp.get_context("spawn")
+                    self.cfg.decode_workers,
+                    mp_context=mp.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
                 )
-                for _ in range(self.cfg.decode_workers):
-                    self.pool.submit(_warm)
+                self._warming = [self.pool.submit(_warm) for _ in range(self.cfg.decode_workers)]
+            if self._warming:
+                # workers start in a second or two: decode in-process until they are ready
+                if not all(f.done() for f in self._warming):
+                    return None
+                self._warming = []
             return self.pool
 
     def receive(self, signal: str, body: bytes, media: str) -> Receipt:
