@@ -342,3 +342,26 @@ def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     with rt.state.engine.connect() as c:
         (row,) = c.execute(sa.select(detect_runs)).all()
     assert row.rule_id == RULE_HIT and row.runs == 1 and row.owner.endswith(":me")
+
+
+def test_rule_index_is_cached_until_a_rule_changes(tmp_path: Path) -> None:
+    from mantissa.detect.rules import ENABLED_NS
+    from mantissa.detect.scheduler import Scheduler
+    from mantissa.runtime import Runtime
+
+    data, rules = tmp_path / "data", tmp_path / "rules"
+    data.mkdir()
+    rules.mkdir()
+    (rules / "hit.yml").write_text(_rule(RULE_HIT, "DeleteTrail"))
+    (data / "mantissa.yaml").write_text(
+        yaml.safe_dump({"detect": {"builtin_rules": False, "rule_paths": [str(rules)]}})
+    )
+    sched = Scheduler(Runtime(data))
+    first = sched.rule_index()
+    assert sched.rule_index() is first, "nothing changed: no re-load"
+    (rules / "quiet.yml").write_text(_rule(RULES_QUIET[0], "StopLogging"))
+    second = sched.rule_index()
+    assert second is not first and {r.id for r in second.rules} == {RULE_HIT, RULES_QUIET[0]}
+    sched.runtime.state.put(ENABLED_NS, RULE_HIT, False)  # `rules disable` in another process
+    third = sched.rule_index()
+    assert third is not second and not third.get(RULE_HIT).enabled

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,7 +35,7 @@ import sqlalchemy as sa
 from mantissa.detect.correlation import parse_duration
 from mantissa.detect.engine import DetectionEngine, raise_alerts, record_stats
 from mantissa.detect.pipelines import detect_config
-from mantissa.detect.rules import Rule, RuleIndex
+from mantissa.detect.rules import BUILTIN_DIR, ENABLED_NS, Rule, RuleIndex, rule_files
 from mantissa.detect.runs import detect_runs, record_run
 from mantissa.state.store import leases
 
@@ -79,6 +80,7 @@ class Scheduler:
         timeout = float(getattr(runtime.config.engine, "timeout_secs", 60))
         self.lease_secs = lease_secs or max(300.0, 4 * timeout)
         self._pruned = 0.0
+        self._index: tuple[Any, RuleIndex] | None = None
 
     # -- planning ---------------------------------------------------------------------
     def state_of(self, rule_id: str) -> dict[str, Any] | None:
@@ -121,11 +123,35 @@ class Scheduler:
             groups.setdefault((start, end), []).append((rule, wm, last_run))
         return groups
 
+    def rule_index(self) -> RuleIndex:
+        """The rule index, re-loaded only when a rule file or an enable/disable changed.
+
+        Loading parses every rule file (seconds for the built-in library on a busy host);
+        a tick every few seconds must not pay that, nor recompile the due rules.
+        """
+        cfg = self.cfg
+        dirs = [BUILTIN_DIR] if cfg.builtin_rules else []
+        dirs += [Path(self.runtime.data_dir) / "rules" / "sigma"]
+        dirs += [Path(p) for p in cfg.rule_paths]
+        files = []
+        for d in dirs:
+            for f in rule_files(d):
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                files.append((str(f), st.st_mtime_ns, st.st_size))
+        enabled = self.runtime.state.items(ENABLED_NS)
+        fingerprint = (tuple(files), tuple(sorted(enabled.items())))
+        if self._index is None or self._index[0] != fingerprint:
+            self._index = (fingerprint, RuleIndex.load(self.runtime))
+        return self._index[1]
+
     # -- running ----------------------------------------------------------------------
     def tick(self) -> dict[str, Any]:
         """Run every due window once; returns what ran."""
         now = self.now()
-        index = RuleIndex.load(self.runtime)
+        index = self.rule_index()
         engine = DetectionEngine(self.runtime, index)
         report: dict[str, Any] = {
             "owner": self.owner,

@@ -68,14 +68,18 @@ def spark_type(duckdb_type: str) -> str:
         return "STRING"
 
 
-def to_spark_sql(tree: exp.Expression) -> str:
-    """Spark SQL for a guarded DuckDB-dialect tree, with the fixes sqlglot does not make."""
+def _now_to_current_timestamp(tree: exp.Expression) -> exp.Expression:
     tree = tree.copy()
     for node in list(tree.find_all(exp.Anonymous)):
         # DuckDB's now() is Spark's current_timestamp()
         if node.name.lower() == "now" and not node.expressions:
             node.replace(exp.CurrentTimestamp())
-    return tree.sql(dialect="spark")
+    return tree
+
+
+def to_spark_sql(tree: exp.Expression) -> str:
+    """Spark SQL for a guarded DuckDB-dialect tree, with the fixes sqlglot does not make."""
+    return _now_to_current_timestamp(tree).sql(dialect="spark")
 
 
 class SparkEngine(QueryEngine):
@@ -150,8 +154,16 @@ class SparkEngine(QueryEngine):
         return session
 
     def _uri(self, uri: str) -> str:
-        # Hadoop's S3 connector is s3a://; gs:// and abfs:// keep their schemes.
-        return "s3a://" + uri[5:] if uri.startswith("s3://") else uri
+        """A lake URI as Hadoop's connectors name it (s3a://, gs://, abfss://c@account...)."""
+        if uri.startswith("s3://"):
+            return "s3a://" + uri[5:]
+        if uri.startswith("abfs://"):
+            # hadoop-azure addresses a container as abfss://<container>@<account>.dfs...
+            account = getattr(getattr(self.storage, "fs", None), "account_name", None)
+            container, _, rest = uri[len("abfs://") :].partition("/")
+            if account:
+                return f"abfss://{container}@{account}.dfs.core.windows.net/{rest}"
+        return uri
 
     def _register(self) -> None:
         """(Re)define one temp view per table over its committed files."""
@@ -217,7 +229,23 @@ class SparkEngine(QueryEngine):
 
     def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         final = self.prepare(sql, parameters)
-        est = self.estimate_cost(sql)
+        return self._run(final, self.estimate_cost(sql))
+
+    def execute_tree(self, tree: exp.Expression) -> QueryResult:
+        """Run a detection tree from the Sigma backend, rendered by the Spark dialect layer.
+
+        Transpiling the DuckDB text would lose what sqlglot cannot carry across (any-element
+        array matching, JSON paths, LIKE escapes): the tree renders directly.
+        """
+        from mantissa.detect.dialects import render
+
+        duck = render(tree, "duckdb")
+        guard(duck, self.tables())  # read-only, known tables
+        pruned = add_partition_filters(tree.copy(), set(tables()) | {EVENTS_VIEW})
+        final = render(_now_to_current_timestamp(pruned), "spark")
+        return self._run(final, self.estimate_cost(duck))
+
+    def _run(self, final: str, est: CostEstimate) -> QueryResult:
         self.budget.check(est)
         self._register()
         spark = self.spark
