@@ -122,3 +122,11 @@ def test_value_median_runs_on_duckdb() -> None:
 
     got = dict(duckdb.sql(render(tree, "duckdb")).fetchall())
     assert got == {g: statistics.median(vs) for g, vs in vals.items()}
+
+
+def test_synapse_reads_nested_columns_as_one_json_path(library: RuleIndex) -> None:
+    """OPENROWSET returns nested Parquet as JSON text: struct path + JSON path = one path."""
+    rule = next(r for r in library.rules if r.name == "okta_threat_suspected")
+    sql = library.compiled(rule).sql("synapse", START, END)
+    assert 'JSON_VALUE([debugContext], \'$."debugData"."threatSuspected"\')' in sql
+    assert "JSON_VALUE(JSON_VALUE(" not in sql

@@ -378,6 +378,21 @@ class StubTds:
             raise _SqlError(102, f"Incorrect syntax: {e}") from None
         for t in tree.find_all(exp.Table):
             t.set("db", None)
+        # OPENJSON(src, path) AS x: one row per array element, ``x.value`` the element's
+        # text (scalars unquoted, objects as JSON), as SQL Server returns it
+        for table in list(tree.find_all(exp.Table)):
+            oj = table.this
+            if not isinstance(oj, exp.OpenJSON):
+                continue
+            src = oj.this.sql(dialect="duckdb")
+            path = oj.args["path"].sql(dialect="duckdb") if oj.args.get("path") else "'$'"
+            sub = sqlglot.parse_one(
+                "SELECT CASE WHEN json_type(j) = 'VARCHAR' THEN j ->> '$' "
+                "ELSE CAST(j AS VARCHAR) END AS value FROM (SELECT unnest(CAST("
+                f"json_extract(CAST({src} AS JSON), {path}) AS JSON[])) AS j)",
+                read="duckdb",
+            )
+            table.replace(exp.Subquery(this=sub, alias=table.args.get("alias")))
         # T-SQL FLOAT is FLOAT(53), a double; sqlglot maps it to DuckDB's 4-byte REAL
         for dtype in tree.find_all(exp.DataType):
             if dtype.this == exp.DataType.Type.FLOAT:

@@ -267,7 +267,7 @@ def test_encryption_refused_by_a_server_without_tls(data_dir: Path, stub: StubTd
 def test_detections_on_synapse_match_duckdb(
     tmp_path: Path, stub: StubTds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The CloudTrail rule library over its own sample events: same alerts on both engines.
+    """The CloudTrail and Okta rule libraries over their sample events: same alerts on both.
 
     Detections reach Synapse as T-SQL rendered from the rule trees (``execute_tree``);
     the stub runs it on DuckDB, so this checks the rendering round-trips to the same
@@ -279,15 +279,16 @@ def test_detections_on_synapse_match_duckdb(
 
     import yaml
 
-    events = []
-    for f in sorted(glob.glob("src/mantissa/rules/sigma/cloudtrail/*.samples.yml")):
-        doc = yaml.safe_load(Path(f).read_text())
-        events += [e for e in doc.get("match") or [] if isinstance(e, dict)]
-    src = tmp_path / "samples.ndjson"
-    src.write_text("".join(json.dumps(e, default=str) + "\n" for e in events))
     duck_dir, syn_dir = tmp_path / "duck", tmp_path / "syn"
     duck_dir.mkdir()
-    cli_json(duck_dir, "ingest", "-s", "cloudtrail", str(src))
+    for source in ("cloudtrail", "okta"):
+        events = []
+        for f in sorted(glob.glob(f"src/mantissa/rules/sigma/{source}/*.samples.yml")):
+            doc = yaml.safe_load(Path(f).read_text())
+            events += [e for e in doc.get("match") or [] if isinstance(e, dict)]
+        src = tmp_path / f"{source}.ndjson"
+        src.write_text("".join(json.dumps(e, default=str) + "\n" for e in events))
+        cli_json(duck_dir, "ingest", "-s", source, str(src))
     window = ("--from", "2026-01-01T00:00:00Z", "--to", "2026-11-29T00:00:00Z")
     expected = cli_json(duck_dir, "detect", "run", *window)
     syn_dir.mkdir()
@@ -301,6 +302,9 @@ def test_detections_on_synapse_match_duckdb(
     def key(alerts: list[dict[str, Any]]) -> list[tuple[str, int]]:
         return sorted((a["rule_id"], a["count"]) for a in alerts)
 
-    assert len(expected) >= 10
+    assert len(expected) >= 30 and {a["source"] for a in expected} == {"cloudtrail", "okta"}
     assert key(got) == key(expected)
-    assert any("DATEDIFF_BIG(SECOND" in b for _, b in stub.batches)  # T-SQL from the dialect layer
+    assert any("DATEDIFF_BIG(SECOND" in b for _, b in stub.batches)
+    assert any(
+        "OPENJSON(" in b for _, b in stub.batches
+    )  # Okta's target[] matching  # T-SQL from the dialect layer

@@ -11,6 +11,8 @@ from sqlglot.dialects.tsql import TSQL
 
 from mantissa.detect.dialects import (
     ELEMENT,
+    JsonScalar,
+    StructField,
     json_path_quoted,
     keys_of,
     lit,
@@ -19,10 +21,22 @@ from mantissa.detect.dialects import (
 )
 
 
+def _flatten(e):  # type: ignore[no-untyped-def]
+    """``(base, keys)`` of a struct path: OPENROWSET reads nested Parquet columns as JSON
+    text, so ``a.b`` then ``$.c`` is one JSON path ``$.b.c`` on ``a`` (``JSON_VALUE`` of an
+    intermediate object would be NULL in T-SQL)."""
+    base, keys = e, []
+    while isinstance(base, StructField | JsonScalar):
+        keys = keys_of(base, "keys") + keys
+        base = base.this
+    return base, keys
+
+
 def _any(self, e):  # type: ignore[no-untyped-def]
-    src = self.sql(e, "this")
+    base, prefix = _flatten(e.this)
+    src = self.sql(base)
     elem = keys_of(e, "elem")
-    path = keys_of(e, "path") if e.args["json"].this else []
+    path = prefix + (keys_of(e, "path") if e.args["json"].this else [])
     value = (
         f"JSON_VALUE({ELEMENT}.value, {lit(json_path_quoted(elem))})"
         if elem
@@ -36,7 +50,8 @@ def _any(self, e):  # type: ignore[no-untyped-def]
 
 
 def _json(self, e):  # type: ignore[no-untyped-def]
-    return f"JSON_VALUE({self.sql(e, 'this')}, {lit(json_path_quoted(keys_of(e, 'keys')))})"
+    base, keys = _flatten(e)
+    return f"JSON_VALUE({self.sql(base)}, {lit(json_path_quoted(keys))})"
 
 
 class MantissaDialect(TSQL):
