@@ -131,11 +131,24 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--seed-users", type=int, default=200)
+    ap.add_argument(
+        "--lake", type=Path, default=None,
+        help="keep the built lake here and reuse it on the next run (same --users/--days)",
+    )  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
+        d = args.lake or Path(tmp)
+        meta = d / "bench-itdr.json"
         t = time.perf_counter()
-        world, rows = build_lake(d, args.users, args.days, min(args.seed_users, args.users))
+        if meta.exists():  # a lake built by an earlier run with --lake
+            m = json.loads(meta.read_text())
+            start, end, rows = (dt.datetime.fromisoformat(m["start"]),
+                                dt.datetime.fromisoformat(m["end"]), m["events"])  # fmt: skip
+        else:
+            world, rows = build_lake(d, args.users, args.days, min(args.seed_users, args.users))
+            start, end = world.start, world.end
+            meta.write_text(json.dumps({"start": start.isoformat(), "end": end.isoformat(),
+                                        "events": rows}))  # fmt: skip
         build_s = time.perf_counter() - t
         rt = Runtime(d)
         # the scheduler's runner: one long-lived session (lake reads extended window by
@@ -144,7 +157,7 @@ def main() -> None:
         baselines.forget(rt.state)
         load0 = os.getloadavg()
         t = time.perf_counter()
-        results = runner.catch_up(world.start, world.end, raise_alerts=False)
+        results = runner.catch_up(start, end, raise_alerts=False)
         full_s = time.perf_counter() - t
         found = sum(len(r.candidates) for r in results)
         phases: dict[str, float] = {}
@@ -159,7 +172,7 @@ def main() -> None:
         detect_s = sum(per_detection.values())
         # incremental: the next 5-minute windows, as the scheduler runs them
         incs = []
-        at = world.end
+        at = end
         for _ in range(3):
             t = time.perf_counter()
             inc = runner.run(at, at + dt.timedelta(minutes=5), raise_alerts=False)
@@ -170,9 +183,7 @@ def main() -> None:
         # cold: a fresh process-like runner (opens the lake, reads the 24 h lookback and
         # every baseline) — what `mantissa identity run` from cron pays
         t = time.perf_counter()
-        cold = IdentityRun(rt).run(
-            world.end - dt.timedelta(minutes=5), world.end, raise_alerts=False
-        )
+        cold = IdentityRun(rt).run(end - dt.timedelta(minutes=5), end, raise_alerts=False)
         cold_s = time.perf_counter() - t
         out = {
             "users": args.users,

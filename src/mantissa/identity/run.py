@@ -27,15 +27,16 @@ from mantissa.errors import ConfigError
 from mantissa.identity import baselines
 from mantissa.identity.config import IdentityConfig, load
 from mantissa.identity.detections.base import Context, registry
-from mantissa.identity.view import identity_sql
+from mantissa.identity.view import _ts, identity_sql
 
 log = logging.getLogger(__name__)
 
 WATERMARK = ("identity", "watermark")
 BASELINE_WATERMARK = baselines.BASELINE_WATERMARK
 CHUNK = dt.timedelta(days=1)
-#: a catch-up writes baselines (and advances the watermark) every this many chunks
-FLUSH_EVERY = 7
+#: a catch-up writes baselines (and advances the watermark) every this many chunks (and at
+#: its end); a crash repeats the chunks since (alerts deduplicate)
+FLUSH_EVERY = 31
 #: the cached ``ident`` is re-read whole (late events) when older than this
 REREAD_SECS = 3600.0
 #: a catch-up reads the lake this far ahead at once (each read pays for listing the files)
@@ -204,16 +205,32 @@ class IdentityRun:
             s.con.close()
 
     def _read(self, s: _Session, lo: dt.datetime, hi: dt.datetime, fresh: bool) -> None:
+        """Read ``[lo, hi)`` of the normalized view, look up geo for its new source IPs,
+        and store the rows enriched once (geo, relay flag, version-less device, MFA) in
+        ``ident`` (replacing it when ``fresh``, else appending)."""
+        con = s.con
         sql = self.runtime.engine.prepare(identity_sql(lo, hi, self.config.providers))
         if fresh:
-            s.con.execute(f"CREATE OR REPLACE TEMP TABLE ident AS {sql}")
-            s.con.execute(
+            con.execute(
                 "CREATE OR REPLACE TEMP TABLE ipgeo (src_ip VARCHAR, g_lat DOUBLE, g_lon DOUBLE, "
                 "g_country VARCHAR, g_net VARCHAR, relay BOOLEAN, looked BOOLEAN)"
             )
             s.read_at = time.monotonic()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ident_new AS {sql}")
+        self._geo(s)
+        enriched = f"""SELECT i.* EXCLUDE (lat, lon, asn, country),
+  coalesce(i.country, g.g_country) AS country,
+  coalesce(i.lat, g.g_lat) AS glat, coalesce(i.lon, g.g_lon) AS glon,
+  coalesce(i.asn, g.g_net) AS net, coalesce(g.relay, false) AS relay,
+  {_DEV} AS dev,
+  CASE WHEN i.factor IN ('multiFactorAuthentication', 'Yes') THEN true
+       WHEN i.factor IN ('singleFactorAuthentication', 'No') THEN false END AS mfa
+FROM ident_new i LEFT JOIN ipgeo g USING (src_ip)"""
+        if fresh:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE ident AS {enriched}")
         else:
-            s.con.execute(f"INSERT INTO ident {sql}")
+            con.execute(f"INSERT INTO ident {enriched}")
+        con.execute("DROP TABLE ident_new")
 
     def _ident(
         self, s: _Session, lo: dt.datetime, end: dt.datetime, ahead: dt.datetime | None = None
@@ -240,10 +257,10 @@ class IdentityRun:
             s.hi = upto
 
     def _geo(self, s: _Session) -> None:
-        """Geo-IP and relay flags for source IPs not looked up yet."""
+        """Geo-IP and relay flags for the new rows' source IPs not looked up yet."""
         con = s.con
         rows = con.execute(
-            """SELECT i.src_ip, bool_or(i.lat IS NULL) FROM ident i LEFT JOIN ipgeo g USING (src_ip)
+            """SELECT i.src_ip, bool_or(i.lat IS NULL) FROM ident_new i LEFT JOIN ipgeo g USING (src_ip)
 WHERE i.src_ip IS NOT NULL AND i.action IN ('login', 'sso', 'mfa_accept')
   AND (g.src_ip IS NULL OR (i.lat IS NULL AND NOT g.looked))
 GROUP BY i.src_ip"""
@@ -288,21 +305,12 @@ GROUP BY i.src_ip"""
         con = s.con
         lo = start - dt.timedelta(minutes=self.config.lookback_mins)
         self._ident(s, lo, end, ahead)
-        self._geo(s)
         t1 = time.perf_counter()
+        # a view: the detections filter the enriched rows, nothing is copied per window
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE ev AS
-SELECT i.* EXCLUDE (lat, lon, asn, country),
-  coalesce(i.country, g.g_country) AS country,
-  coalesce(i.lat, g.g_lat) AS glat, coalesce(i.lon, g.g_lon) AS glon,
-  coalesce(i.asn, g.g_net) AS net, coalesce(g.relay, false) AS relay,
-  {_DEV} AS dev,
-  (i.event_time >= $start) AS in_window,
-  CASE WHEN i.factor IN ('multiFactorAuthentication', 'Yes') THEN true
-       WHEN i.factor IN ('singleFactorAuthentication', 'No') THEN false END AS mfa
-FROM ident i LEFT JOIN ipgeo g USING (src_ip)
-WHERE i.event_time >= $lo AND i.event_time < $end""",
-            {"start": start, "lo": lo, "end": end},
+            f"""CREATE OR REPLACE TEMP VIEW ev AS
+SELECT *, (event_time >= {_ts(start)}) AS in_window FROM ident
+WHERE event_time >= {_ts(lo)} AND event_time < {_ts(end)}"""
         )
         t2 = time.perf_counter()
         self._baselines(s)
