@@ -182,6 +182,11 @@ def test_risk_links_and_baselines_in_state_store(rt: Any, tmp_path: Path) -> Non
     kc = next(a for a in res.alerts if a.rule_id == "identity.kill_chain")
     assert kc.entities["user"] == "alice@corp.example"
     assert {"okta", "cloudtrail"} <= set(kc.entities["provider"].split(","))
+    # response hooks: every provider account of the person, the attacker's IP
+    assert {"okta:alice@corp.example", "cloudtrail:alice", "cloudtrail:ops-alice"} <= set(
+        kc.entities["accounts"].split(",")
+    )
+    assert kc.entities["ip"] == ip
     links = {a["account"]: a["kind"] for a in correlation.accounts_of(rt, "alice@corp.example")}
     assert links == {"alice": "inferred", "ops-alice": "explicit"}, links
     score = risk.of(rt, "alice@corp.example")

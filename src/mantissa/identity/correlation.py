@@ -161,7 +161,7 @@ def incidents(
                 severity=Severity.critical,
                 tags=["identity.correlated", *(f"identity.stage.{s}" for s in ordered)],
                 dedup_key=f"identity.kill_chain|{ident}",
-                entities={"user": ident, "provider": ",".join(providers)},
+                entities=_incident_entities(ident, providers, items),
                 first_seen=min(a["first_seen"] for a in items),
                 last_seen=max(a["last_seen"] for a in items),
                 count=len(items),
@@ -181,3 +181,27 @@ def incidents(
             )
         )
     return out
+
+
+def _incident_entities(
+    ident: str, providers: list[str], items: list[dict[str, Any]]
+) -> dict[str, str]:
+    """What a response playbook acts on for a kill-chain incident: the identity, every
+    provider account involved (``provider:account``), and the source IP, user id and
+    session id of the latest alert that has them."""
+    ents: dict[str, str] = {"user": ident, "provider": ",".join(providers)}
+    accounts = sorted(
+        {
+            f"{e.get('provider', '?')}:{e['user']}"
+            for e in ((a["entities"] or {}) for a in items)
+            if e.get("user")
+        }
+    )
+    ents["accounts"] = ",".join(accounts)
+    for key in ("ip", "user_id", "session_id"):
+        for a in sorted(items, key=lambda x: x["last_seen"], reverse=True):
+            v = (a["entities"] or {}).get(key)
+            if v:
+                ents[key] = str(v)
+                break
+    return ents
