@@ -20,6 +20,9 @@ from mantissa.lake.storage import Storage
 
 PARTITION_COLUMNS = ("year", "month", "day", "hour")
 STALE_STAGING_SECS = 6 * 3600
+#: zstd level 1: on CloudTrail-like rows (the ``raw`` text dominates) it writes about
+#: twice as fast as the default level 3, and the files come out no larger
+ZSTD_LEVEL = 1
 
 
 def new_batch_id() -> str:
@@ -97,10 +100,13 @@ class LakeWriter:
             )
         else:
             con.execute("CREATE TEMP TABLE _existing_ids (event_id VARCHAR)")
-        total, distinct = con.execute(
-            f"SELECT count(*), count(DISTINCT event_id) FROM {table}"
+        # one narrow pass (event_id only): duplicates inside the batch, ids already stored;
+        # the wide rows are only filtered (anti join + window) when there is one
+        clash = "count(*) FILTER (event_id IN (SELECT event_id FROM _existing_ids))"
+        total, distinct, stored = con.execute(
+            f"SELECT count(*), count(DISTINCT event_id), {clash if existing else '0'} FROM {table}"
         ).fetchone()  # type: ignore[misc]
-        if existing or distinct != total:
+        if stored or distinct != total:
             relation = (
                 f"SELECT t.* FROM {table} t ANTI JOIN _existing_ids e ON t.event_id = e.event_id "
                 f"QUALIFY row_number() OVER (PARTITION BY t.event_id ORDER BY t.event_time) = 1"
@@ -118,6 +124,7 @@ class LakeWriter:
                     FROM ({relation})
                     ORDER BY {order_by}
                 ) TO '{staging}' (FORMAT parquet, COMPRESSION zstd,
+                    COMPRESSION_LEVEL {ZSTD_LEVEL},
                     PARTITION_BY (year, month, day, hour), FILENAME_PATTERN 'part{{i}}',
                     ROW_GROUP_SIZE {int(row_group_size)})"""
             )
