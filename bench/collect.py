@@ -58,12 +58,15 @@ def bench_syslog_tcp(n: int) -> dict:
     )
     srv.start()
     payload = b"\n".join(syslog_msgs(n, "t")) + b"\n"
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
+    cpu0 = time.process_time()  # every thread of this process: receiver + writer + sender
     with socket.create_connection(srv.address) as c:
         c.sendall(payload)
     while srv.written < n and time.perf_counter() - t0 < 600:
         time.sleep(0.01)
     secs = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     srv.close()
     stored = lake_count(d, "syslog")
     return {
@@ -72,6 +75,11 @@ def bench_syslog_tcp(n: int) -> dict:
         "lost": n - stored,
         "secs": round(secs, 2),
         "events_per_s": round(n / secs),
+        # what the code costs, whatever else the machine runs: events per CPU-second
+        # (2 cores → at most twice this on an idle box)
+        "cpu_secs": round(cpu, 2),
+        "events_per_cpu_s": round(n / cpu),
+        "load_avg_1m_before": round(load, 2),
     }
 
 

