@@ -211,5 +211,11 @@ def test_risk_links_and_baselines_in_state_store(rt: Any, tmp_path: Path) -> Non
         ).fetchone()
         assert row == (1, [ip], ["US"], 1), row
         assert con.execute("SELECT count(*) FROM known_ips WHERE ip = ?", [ip]).fetchone() == (1,)
+        peers = con.execute("SELECT * FROM blpeer").fetchall()
+        # the next short window of the day: baselines only for the accounts it needs (its
+        # own, and those with failed sign-ins in the lookback); the day's peer table stays
+        con = runner.session(end - dt.timedelta(minutes=3), end)
+        assert con.execute('SELECT "user" FROM bl').fetchall() == [("alice@corp.example",)]
+        assert con.execute("SELECT * FROM blpeer").fetchall() == peers
     finally:
         runner.close()

@@ -316,11 +316,21 @@ WHERE s.dirty"""
     return len(rows)
 
 
-def bl_sql(end: dt.datetime, learning_days: int) -> tuple[str, dict[str, Any]]:
+def bl_sql(
+    end: dt.datetime, learning_days: int, window_only: bool = False
+) -> tuple[str, dict[str, Any]]:
     """The ``bl`` table detections join against — for the users of ``ev``, their grant
-    targets and the ``bl_extra`` accounts — as (SQL, parameters): lists of countries,
-    networks, devices and IPs; hour-of-day counts; sign-ins per working day between first
-    and last seen (zeros included, the last 60) with their median and MAD."""
+    targets and the ``bl_extra`` accounts (``window_only``: only those with events in the
+    window, plus every account with a failed sign-in in the lookback) — as (SQL,
+    parameters): lists of countries, networks, devices and IPs; hour-of-day counts;
+    sign-ins per working day between first and last seen (zeros included, the last 60)
+    with their median and MAD."""
+    scope = "WHERE in_window" if window_only else ""
+    fails = (
+        "UNION SELECT \"user\" FROM ev WHERE action = 'login' AND outcome = 'failure'"
+        if window_only
+        else ""
+    )
     days = (
         "list_slice([coalesce(dn[list_position(dk, strftime(d, '%Y-%m-%d'))], 0) FOR d IN "
         "generate_series(CAST(first_seen AS DATE), CAST(least(last_seen, $end) AS DATE), "
@@ -333,8 +343,8 @@ def bl_sql(end: dt.datetime, learning_days: int) -> tuple[str, dict[str, Any]]:
         for k in ("countries", "nets", "devices", "ips")
     )
     sql = f"""
-WITH w AS (SELECT "user" FROM ev UNION SELECT target FROM ev WHERE target IS NOT NULL
-           UNION SELECT account FROM bl_extra),
+WITH w AS (SELECT "user" FROM ev {scope} UNION SELECT target FROM ev {scope}
+           UNION SELECT account FROM bl_extra {fails}),
 h0 AS (
   SELECT "user", {keys},
     list(struct_pack(k := k, n := n)) FILTER (WHERE kind = 'hod') AS hl,
@@ -392,3 +402,11 @@ def forget(state: StateStore) -> None:
         conn.execute(baselines.delete())
         conn.execute(known_ips.delete())
     state.delete(*BASELINE_WATERMARK)
+
+
+#: peer groups (department/group, else the organisation) → the median of their members'
+#: median working day, over the non-learning accounts of ``bl``
+PEER_SQL = """
+SELECT coalesce(department, 'organisation') AS peer_group, median(daily_median) AS peer_median
+FROM bl WHERE NOT learning GROUP BY 1
+"""

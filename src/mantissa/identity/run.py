@@ -158,6 +158,7 @@ class _Session:
     stored: str | None = None
     mark: dt.datetime | None = None
     pending: bool = False
+    peer_day: dt.date | None = None  # the UTC day blpeer was derived for
 
 
 class IdentityRun:
@@ -278,7 +279,7 @@ GROUP BY i.src_ip"""
         if s.loaded and stored == s.stored:
             return
         baselines.load_state(s.con, self.runtime.state)
-        s.loaded, s.stored, s.pending = True, stored, False
+        s.loaded, s.stored, s.pending, s.peer_day = True, stored, False, None
         s.mark = dt.datetime.fromisoformat(stored) if stored else None
 
     def resolver(self) -> Any:
@@ -329,8 +330,14 @@ WHERE event_time >= {_ts(lo)} AND event_time < {_ts(end)}"""
         con.register("bl_extra_arrow", pa.table({"account": pa.array(linked, pa.string())}))
         con.execute("CREATE OR REPLACE TEMP TABLE bl_extra AS SELECT * FROM bl_extra_arrow")
         con.unregister("bl_extra_arrow")
-        sql, params = baselines.bl_sql(end, self.config.learning_days)
+        # the peer groups' typical day needs every lookback account's baseline: derived
+        # once per UTC day; other windows derive the baselines their own accounts need
+        full = s.peer_day != end.date() or end - start >= dt.timedelta(hours=1)
+        sql, params = baselines.bl_sql(end, self.config.learning_days, window_only=not full)
         con.execute(f"CREATE OR REPLACE TEMP TABLE bl AS {sql}", params)
+        if full:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE blpeer AS {baselines.PEER_SQL}")
+            s.peer_day = end.date()
         self.phases = {"read": t1 - t0, "ev": t2 - t1, "bl": time.perf_counter() - t2}
         return con
 

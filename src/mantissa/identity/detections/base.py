@@ -11,6 +11,8 @@ Tables in the session (see :mod:`mantissa.identity.run`):
 ``bl``  per-user baselines (lists of countries, nets, devices, IPs; hour-of-day counts;
         daily volumes; ``learning`` true while younger than the learning period)
 ``known_ips``  source IPs any user signed in from successfully in the baselines
+``blpeer``  peer group → median of its members' median working day (``bl`` of all the
+        lookback's accounts; a long-lived runner recomputes it once per UTC day)
 """
 
 from __future__ import annotations

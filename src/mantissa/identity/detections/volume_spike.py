@@ -27,9 +27,7 @@ WITH c AS (
   FROM ev WHERE action IN ('login', 'sso') AND outcome = 'success'
     AND event_time >= ?::TIMESTAMPTZ - INTERVAL 24 HOUR
   GROUP BY "user"),
-peer AS (
-  SELECT coalesce(department, 'organisation') AS peer_group, median(daily_median) AS peer_median
-  FROM bl WHERE NOT learning GROUP BY 1)
+peer AS (SELECT * FROM blpeer)
 SELECT c.*, b.daily_median, b.daily_mad, b.days, p.peer_group, p.peer_median
 FROM c JOIN bl b USING ("user")
 LEFT JOIN peer p ON p.peer_group = coalesce(b.department, 'organisation')
