@@ -185,6 +185,16 @@ class DetectionEngine:
                     results = list(pool.map(run_unit, units))
             else:
                 results = [run_unit(u) for u in units]
+            # a packed unit that failed runs again rule by rule: one rule an engine cannot
+            # run (a column it does not allow, a function it lacks) must not silence the
+            # other rules of its table
+            retried: list[tuple[UnitResult, list[dict[str, Any]]]] = []
+            for res, records in results:
+                if res.error and len(res.rule_ids) > 1:
+                    retried += [run_unit([by_id[rid]]) for rid in res.rule_ids]
+                else:
+                    retried.append((res, records))
+            results = retried
         finally:
             if session is not None:
                 session.close()
