@@ -20,3 +20,4 @@ def test_demo_step_stops_at_approval(make_runtime: Any) -> None:
     assert any(c.startswith("DELETE /api/v1/users/") for c in res["okta_calls"])
     text = console.export_text()
     assert f"mantissa approvals approve {res['approval']}" in text
+    assert f"/console/approvals/{res['approval']}" in text

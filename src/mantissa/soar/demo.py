@@ -146,6 +146,10 @@ def soar_step(ctx: DemoContext) -> None:
                 f"(or deny: mantissa approvals deny {ap['id']} --reason ...)"
             )
             console.print(
+                f"  or in the console: mantissa serve, then /console/approvals/{ap['id']} "
+                "(a responder token)"
+            )
+            console.print(
                 "  (the Okta stand-in stops with the demo: configure connections.okta_main in "
                 "mantissa.yaml to suspend the user in your Okta)"
             )
