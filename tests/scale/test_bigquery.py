@@ -333,3 +333,16 @@ def test_detections_on_bigquery_match_duckdb(
         if c["body"].get("configuration")
     ]
     assert any("UNNEST(JSON_QUERY_ARRAY(" in q for q in sent)  # Okta's target[] matching
+
+
+def test_engines_list_names_the_missing_extra(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mantissa.engines.bigquery as bq
+
+    listed = {e["engine"]: e for e in cli_json(data_dir, "engines", "list")}
+    assert listed["bigquery"]["available"] and listed["synapse"]["available"]
+    monkeypatch.setattr(bq, "REQUIRES", {"google.cloud.not_installed_here": "gcp"})
+    listed = {e["engine"]: e for e in cli_json(data_dir, "engines", "list")}
+    assert not listed["bigquery"]["available"]
+    assert listed["bigquery"]["note"] == "pip install 'mantissa-log[gcp]'"

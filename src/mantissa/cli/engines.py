@@ -35,6 +35,15 @@ def _duration(text: str) -> dt.timedelta | None:
     }[unit]
 
 
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:
+        return True
+
+
 @engines_app.command("list")
 def list_cmd(
     ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", "-f")
@@ -46,8 +55,12 @@ def list_cmd(
     out = []
     for name in KNOWN:
         try:
-            importlib.import_module(f"mantissa.engines.{name}")
+            mod = importlib.import_module(f"mantissa.engines.{name}")
             available, why = True, ""
+            # engines import their client library lazily: check that it is installed
+            for requirement, extra in getattr(mod, "REQUIRES", {}).items():
+                if _missing(requirement):
+                    available, why = False, f"pip install 'mantissa-log[{extra}]'"
         except ImportError as exc:
             available, why = False, str(exc)
         out.append(

@@ -39,6 +39,7 @@ from mantissa.errors import ConfigError, QueryError, QueryTimeout
 from mantissa.lake.catalog import EVENTS_VIEW, tables
 from mantissa.lake.storage import Storage
 
+REQUIRES = {"google.cloud.bigquery": "gcp"}  # checked by `mantissa engines list`
 TIB = 1024**4
 MIN_BILLED_BYTES = 10 * 1024 * 1024
 USD_PER_TIB = 6.25

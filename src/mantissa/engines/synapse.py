@@ -42,6 +42,7 @@ from mantissa.errors import ConfigError, QueryError, QueryTimeout
 from mantissa.lake.catalog import EVENTS_VIEW, tables
 from mantissa.lake.storage import Storage
 
+REQUIRES = {"pytds": "synapse", "OpenSSL": "synapse"}  # checked by `mantissa engines list`
 MIN_BILLED_BYTES = 10 * 1024 * 1024
 USD_PER_TB = 5.0
 PARTITION_KEYS = ("year", "month", "day", "hour")
