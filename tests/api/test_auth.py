@@ -50,6 +50,9 @@ FOREIGN_AUTH = {
     ("POST", "/services/collector/event"),
     ("POST", "/services/collector/event/1.0"),
     ("POST", "/services/collector"),
+    # HEC raw: its 401/403 answers are tested in tests/inputs/test_hec_delivery.py
+    ("POST", "/services/collector/raw"),
+    ("POST", "/services/collector/raw/1.0"),
 }
 PUBLIC |= FOREIGN_AUTH
 

@@ -131,6 +131,14 @@ def test_raw_endpoint_lines_and_query_metadata(env) -> None:
     assert r.status_code == 400 and r.json()["code"] == 6
     r = httpx.post(f"{url}/services/collector/raw", content=b"x\n")
     assert r.status_code == 401 and r.json()["code"] == 2
+    r = httpx.post(
+        f"{url}/services/collector/raw", content=b"x\n", headers={"Authorization": "Splunk nope"}
+    )
+    assert r.status_code == 403 and r.json()["code"] == 4
+    r = httpx.post(
+        f"{url}/services/collector/raw/1.0", content=b"x\n", headers={"Authorization": "Basic x"}
+    )
+    assert r.status_code == 401 and r.json()["code"] == 3
 
 
 def test_ingest_endpoint_idempotency_key(env) -> None:
