@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from mantissa.ask.service import Answer, answer
 from mantissa.cli.app import Format, runtime
@@ -40,19 +41,20 @@ def run_question(
 
 def _print_human(ans: Answer) -> None:
     if not ans.answered:
-        console.print(f"[yellow]{ans.summary}[/]")
+        console.print(f"[yellow]{escape(ans.summary)}[/]")
         for s in ans.suggestions[1:]:
             console.print(f"  [dim]• {s}[/]")
         return
     if ans.columns and not ans.explain:
         print_table(ans.columns, ans.rows)
-    console.print(f"[bold]{ans.summary}[/]")
+    console.print(f"[bold]{escape(ans.summary)}[/]")
     tr = ans.time_range or {}
     console.print(
         f"[dim]tier {ans.tier} · {', '.join(ans.tables)} · {tr.get('start')} → {tr.get('end')}"
         f"{' · cached' if ans.cached else ''}{' · repaired: ' + '; '.join(ans.repaired) if ans.repaired else ''}[/]"
     )
-    console.print(f"[cyan]{ans.sql}[/]", soft_wrap=True, highlight=False)
+    # T-SQL quotes [like].[this]: text, not console markup
+    console.print(f"[cyan]{escape(ans.sql or '')}[/]", soft_wrap=True, highlight=False)
     if ans.cost:
         c = ans.cost
         console.print(
