@@ -128,3 +128,28 @@ def test_the_incident_is_the_answer(apm_lake) -> None:
     assert b.rows[0][0] == "postgresql/shop"
     c = answer(rt, "What services call payment?", now=END)
     assert c.intent == "callers" and "checkout" in c.summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["athena", "bigquery", "synapse", "spark"])
+def test_apm_plans_render_in_every_dialect(apm_lake, dialect: str) -> None:
+    """The APM intents (joins over parent → child spans) render to SQL each warehouse
+    dialect parses back, with the time window on every side of the join."""
+    import sqlglot
+
+    from mantissa.ask.render import sqlglot_dialect
+
+    rt, _ = apm_lake
+    for q in (
+        "What services call payment?",
+        "what does checkout call",
+        "Why is checkout slow?",
+        "Show error traces today",
+        "P99 latency for user-service",
+    ):
+        ans = answer(rt, q, now=END, dialect=dialect, explain=True)
+        assert ans.answered and ans.sql, (q, ans.summary)
+        tree = sqlglot.parse_one(ans.sql, read=sqlglot_dialect(dialect))
+        assert tree.find(sqlglot.exp.Select) is not None
+        if ans.intent in ("callers", "callees", "slow"):
+            assert ans.sql.count("start_time") >= 4, ans.sql  # both sides bounded
