@@ -183,3 +183,23 @@ def test_sampled_spans_give_weighted_estimates_from_the_rollup_too(rt):
     assert edge["estimate"] is True and (edge["calls"], edge["errors"]) == (4, 2)
     (pay,) = [r for r in queries.services(rt.storage, w) if r["service"] == "payment"]
     assert pay["estimate"] is True and pay["spans"] == 4 and pay["sampled_spans"] == 2
+
+
+def test_dashboards_may_read_a_recent_rollup_of_a_changing_hour(rt):
+    """With ``max_lag_secs`` (the API: ``apm.rollup_secs``), a rollup built moments ago
+    serves the live hour while spans keep arriving; 0 (CLI, default) is always exact."""
+    write(rt, call("t1", 100, "frontend", "payment"))
+    w = queries.Window(ANCHOR, None)
+    assert edges(service_map.service_map(rt.storage, w, cache=False))[("frontend", "payment")] == (
+        1,
+        0,
+    )
+    write(rt, call("t2", 200, "frontend", "payment"))
+    lagged = service_map.service_map(rt.storage, w, cache=False, max_lag_secs=3600)
+    assert edges(lagged)[("frontend", "payment")] == (1, 0)
+    exact = service_map.service_map(rt.storage, w, cache=False)
+    assert edges(exact)[("frontend", "payment")] == (2, 0)
+    (pay,) = [
+        r for r in queries.services(rt.storage, w, max_lag_secs=3600) if r["service"] == "payment"
+    ]
+    assert pay["spans"] == 2  # the exact rebuild above is the newest rollup now

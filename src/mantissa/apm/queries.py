@@ -214,7 +214,11 @@ def _minutes(window: Window) -> float | None:
 
 
 def services(
-    storage: Any, window: Window, service: str | None = None, rollup: bool = True
+    storage: Any,
+    window: Window,
+    service: str | None = None,
+    rollup: bool = True,
+    max_lag_secs: float = 0.0,
 ) -> list[dict[str, Any]]:
     """RED per service: all spans and error spans; percentiles over entry spans.
 
@@ -223,7 +227,7 @@ def services(
     from mantissa.apm import rollup as rollups
 
     if rollup and rollups.aligned(window):
-        got = rollups.node_rows(storage, window, service)
+        got = rollups.node_rows(storage, window, service, max_lag_secs)
         minutes = _minutes(window)
         return [
             _red_row({k: v for k, v in r.items() if k in _RED_KEYS}, minutes) for r in got or []

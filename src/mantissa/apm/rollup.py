@@ -31,6 +31,7 @@ import datetime as dt
 import hashlib
 import shutil
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -41,8 +42,9 @@ from mantissa.lake.writer import new_batch_id
 PREFIX = "index/apm_rollup"
 Hour = tuple[int, int, int, int]
 
-#: hour → (signature, edges uri, nodes uri) of rollups this process knows to be valid
-MEMO: dict[tuple[str, Hour], tuple[str, str, str]] = {}
+#: hour → (signature, edges uri, nodes uri, built at (monotonic)) of the rollups this
+#: process built or found valid
+MEMO: dict[tuple[str, Hour], tuple[str, str, str, float]] = {}
 _LOCK = threading.Lock()
 
 _SPANS = """
@@ -196,9 +198,15 @@ def _hours_of(window: Any, files: dict[Hour, list[Any]]) -> list[Hour]:
     return out
 
 
-def ensure(storage: Any, window: Any, build_missing: bool = True) -> tuple[list[str], list[str]]:
+def ensure(
+    storage: Any, window: Any, build_missing: bool = True, max_lag_secs: float = 0.0
+) -> tuple[list[str], list[str]]:
     """The (edges, nodes) rollup URIs covering ``window``, building stale or missing
-    ones (unless ``build_missing`` is false: then only the valid ones are returned)."""
+    ones (unless ``build_missing`` is false: then only the valid ones are returned).
+
+    ``max_lag_secs`` > 0 accepts a rollup this process built less than that long ago
+    even if its hour's files changed since (the live hour of a busy receiver changes
+    every flush): the answer may then miss the last seconds of spans. 0 = exact."""
     files = _files_by_hour(storage)
     hours = _hours_of(window, files)
     root = str(storage.uri())
@@ -211,7 +219,9 @@ def ensure(storage: Any, window: Any, build_missing: bool = True) -> tuple[list[
         sig = signature(files, h)
         with _LOCK:
             hit = MEMO.get((root, h))
-        if hit and hit[0] == sig:
+        if hit and (
+            hit[0] == sig or (max_lag_secs > 0 and time.monotonic() - hit[3] < max_lag_secs)
+        ):
             edges.append(hit[1])
             nodes.append(hit[2])
             continue
@@ -230,7 +240,7 @@ def ensure(storage: Any, window: Any, build_missing: bool = True) -> tuple[list[
             except FileNotFoundError:
                 pass
         with _LOCK:
-            MEMO[(root, h)] = (sig, e, n)
+            MEMO[(root, h)] = (sig, e, n, time.monotonic())
         edges.append(e)
         nodes.append(n)
     return edges, nodes
@@ -261,9 +271,11 @@ def _in_window(window: Any, col: str) -> str:
     return "(" + _window_sql(window, col) + ")"
 
 
-def map_rows(storage: Any, window: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+def map_rows(
+    storage: Any, window: Any, max_lag_secs: float = 0.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
     """(edges, nodes) of ``window`` for the service map, in one pass (None: no data)."""
-    edges, nodes = ensure(storage, window)
+    edges, nodes = ensure(storage, window, max_lag_secs=max_lag_secs)
     if not edges:
         return None
     con = lake.connection()
@@ -306,10 +318,12 @@ def _edge_rows(con: Any, edges: list[str], window: Any) -> list[dict[str, Any]]:
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def node_rows(storage: Any, window: Any, service: str | None = None) -> list[dict[str, Any]] | None:
+def node_rows(
+    storage: Any, window: Any, service: str | None = None, max_lag_secs: float = 0.0
+) -> list[dict[str, Any]] | None:
     """Per-service RED of ``window``: every span counted, percentiles and averages over
     entry spans (over all spans when a service has none), as ``apm services`` reports."""
-    _, nodes = ensure(storage, window)
+    _, nodes = ensure(storage, window, max_lag_secs=max_lag_secs)
     if not nodes:
         return None
     con = lake.connection()

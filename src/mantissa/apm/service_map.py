@@ -91,8 +91,10 @@ def _r(v: Any) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def _from_rollup(storage: Any, window: Window) -> tuple[list[Any], list[Any]] | None:
-    got = rollup.map_rows(storage, window)
+def _from_rollup(
+    storage: Any, window: Window, max_lag_secs: float = 0.0
+) -> tuple[list[Any], list[Any]] | None:
+    got = rollup.map_rows(storage, window, max_lag_secs)
     if got is None:
         return None
     edges, node_rows = got
@@ -113,11 +115,19 @@ def _from_rollup(storage: Any, window: Window) -> tuple[list[Any], list[Any]] | 
 
 
 def compute(
-    storage: Any, window: Window, service: str | None = None, rollup_ok: bool = True
+    storage: Any,
+    window: Window,
+    service: str | None = None,
+    rollup_ok: bool = True,
+    max_lag_secs: float = 0.0,
 ) -> dict[str, Any]:
     """The map of ``window`` (uncached): from the per-minute rollups when the window is
     on whole minutes, else from the raw spans (same figures)."""
-    got = _from_rollup(storage, window) if rollup_ok and rollup.aligned(window) else None
+    got = (
+        _from_rollup(storage, window, max_lag_secs)
+        if rollup_ok and rollup.aligned(window)
+        else None
+    )
     if got is not None:
         edges_raw, nodes_raw = got
     else:
@@ -212,17 +222,28 @@ class ServiceMapCache:
         self.lock = threading.Lock()
         self.entries: dict[tuple[Any, ...], tuple[float, tuple[Any, ...], dict[str, Any]]] = {}
 
-    def get(self, storage: Any, window: Window, service: str | None = None) -> dict[str, Any]:
+    def get(
+        self,
+        storage: Any,
+        window: Window,
+        service: str | None = None,
+        max_lag_secs: float = 0.0,
+    ) -> dict[str, Any]:
         lo = window.since.replace(second=0, microsecond=0) if window.since else None
         hi = window.until.replace(second=0, microsecond=0) if window.until else None
         key = (str(storage.uri()), lo, hi, service)
         sig = _signature(storage, window)
         now = time.monotonic()
+        # a map of the live hour may come from a rollup up to max_lag_secs old: keep it
+        # no longer than that, so the spans it misses show up within that lag
+        ttl = min(self.ttl, max_lag_secs) if max_lag_secs > 0 and hi is None else self.ttl
         with self.lock:
             hit = self.entries.get(key)
-            if hit and now - hit[0] < self.ttl and hit[1] == sig:
+            if hit and now - hit[0] < ttl and hit[1] == sig:
                 return {**hit[2], "cached": True}
-        result = compute(storage, Window(lo, hi) if lo else window, service)
+        result = compute(
+            storage, Window(lo, hi) if lo else window, service, max_lag_secs=max_lag_secs
+        )
         with self.lock:
             if len(self.entries) > 256:
                 self.entries.clear()
@@ -246,9 +267,14 @@ def service_map(
     service: str | None = None,
     cache: bool = True,
     rollup: bool = True,
+    max_lag_secs: float = 0.0,
 ) -> dict[str, Any]:
     """The service map of ``window`` (cached 5 minutes unless ``cache`` is false; from the
-    per-minute rollups unless ``rollup`` is false)."""
+    per-minute rollups unless ``rollup`` is false; see :func:`mantissa.apm.rollup.ensure`
+    for ``max_lag_secs``)."""
     if not cache or not rollup:
-        return {**compute(storage, window, service, rollup_ok=rollup), "cached": False}
-    return CACHE.get(storage, window, service)
+        return {
+            **compute(storage, window, service, rollup_ok=rollup, max_lag_secs=max_lag_secs),
+            "cached": False,
+        }
+    return CACHE.get(storage, window, service, max_lag_secs)

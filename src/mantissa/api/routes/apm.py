@@ -208,6 +208,13 @@ async def post_metrics(request: Request, principal: Any = Depends(ingest_auth)) 
 Viewer = Depends(require(Role.viewer))
 
 
+def _lag(runtime: Any) -> float:
+    """Dashboards accept a live hour's rollup up to ``apm.rollup_secs`` old (the
+    receiver's background pass renews it that often) instead of rebuilding it from the
+    raw spans on every request while spans keep arriving."""
+    return apm_config(runtime).rollup_secs
+
+
 def _window(since: str | None, until: str | None) -> queries.Window:
     return queries.Window.parse(since, until)
 
@@ -220,7 +227,8 @@ def get_services(
     _: Any = Viewer,
 ) -> dict[str, Any]:
     w = _window(since, until)
-    items = queries.services(request.app.state.runtime.storage, w)
+    rt = request.app.state.runtime
+    items = queries.services(rt.storage, w, max_lag_secs=_lag(rt))
     return {"items": items, "window": w.to_dict()}
 
 
@@ -260,8 +268,9 @@ def get_service_map(
     cache: bool = Query(True),
     _: Any = Viewer,
 ) -> dict[str, Any]:
+    rt = request.app.state.runtime
     return service_map.service_map(
-        request.app.state.runtime.storage, _window(since, until), service, cache
+        rt.storage, _window(since, until), service, cache, max_lag_secs=_lag(rt)
     )
 
 
