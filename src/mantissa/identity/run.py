@@ -20,14 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from mantissa.alerts.model import AlertCandidate
+from mantissa.engines.duckdb import _HIVE_TYPES
 from mantissa.errors import ConfigError
 from mantissa.identity import baselines
 from mantissa.identity.config import IdentityConfig, load
 from mantissa.identity.detections.base import Context, registry
-from mantissa.identity.view import _ts, identity_sql
+from mantissa.identity.view import PROVIDERS, _ts, identity_sql
 
 log = logging.getLogger(__name__)
 
@@ -210,14 +212,20 @@ class IdentityRun:
         and store the rows enriched once (geo, relay flag, version-less device, MFA) in
         ``ident`` (replacing it when ``fresh``, else appending)."""
         con = s.con
-        sql = self.runtime.engine.prepare(identity_sql(lo, hi, self.config.providers))
+        sql = self._partition_sql(lo, hi)
         if fresh:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ipgeo (src_ip VARCHAR, g_lat DOUBLE, g_lon DOUBLE, "
                 "g_country VARCHAR, g_net VARCHAR, relay BOOLEAN, looked BOOLEAN)"
             )
             s.read_at = time.monotonic()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ident_new AS {sql}")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE ident_new AS {sql}")
+        except duckdb.Error:
+            # partitions of one source disagree with the view's column union (an older
+            # file layout): read through the lake's guarded views instead
+            sql = self.runtime.engine.prepare(identity_sql(lo, hi, self.config.providers))
+            con.execute(f"CREATE OR REPLACE TEMP TABLE ident_new AS {sql}")
         self._geo(s)
         enriched = f"""SELECT i.* EXCLUDE (lat, lon, asn, country),
   coalesce(i.country, g.g_country) AS country,
@@ -232,6 +240,41 @@ FROM ident_new i LEFT JOIN ipgeo g USING (src_ip)"""
         else:
             con.execute(f"INSERT INTO ident {enriched}")
         con.execute("DROP TABLE ident_new")
+
+    def _partition_sql(self, lo: dt.datetime, hi: dt.datetime) -> str:
+        """The normalized view over ``[lo, hi)`` reading only the hour partitions in range
+        of each identity table (listing a few directories instead of binding a view over
+        every file of the lake); the lake's guarded views when no partition is in range."""
+        from mantissa.lake.catalog import parse_partition, tables
+        from mantissa.lake.writer import partition_key
+
+        storage = self.runtime.storage
+        specs = tables()
+        hours = []
+        h = lo.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        while h < hi:
+            hours.append(h)
+            h += dt.timedelta(hours=1)
+        sources: dict[str, str] = {}
+        for name in self.config.providers or list(PROVIDERS):
+            spec = specs.get(name)
+            if spec is None:
+                continue
+            uris = [
+                storage.uri(o.key)
+                for t in hours
+                for o in storage.list(partition_key(spec.prefix, t.year, t.month, t.day, t.hour), ".parquet")
+                if parse_partition(o.key)
+            ]  # fmt: skip
+            if uris:
+                files = ", ".join("'" + u.replace("'", "''") + "'" for u in uris)
+                sources[name] = (
+                    f"read_parquet([{files}], hive_partitioning=true, union_by_name=true, "
+                    f"hive_types={_HIVE_TYPES})"
+                )
+        if not sources:
+            return self.runtime.engine.prepare(identity_sql(lo, hi, self.config.providers))
+        return identity_sql(lo, hi, self.config.providers, sources)
 
     def _ident(
         self, s: _Session, lo: dt.datetime, end: dt.datetime, ahead: dt.datetime | None = None

@@ -241,11 +241,22 @@ def identity_sql(
     start: dt.datetime,
     end: dt.datetime,
     providers: list[str] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> str:
-    """The normalized view over ``[start, end)`` as one ``SELECT`` (rows with an action only)."""
+    """The normalized view over ``[start, end)`` as one ``SELECT`` (rows with an action only).
+    ``sources``: read these providers from the given table expressions (e.g. a
+    ``read_parquet`` of only the partitions in range) instead of the lake's views; the
+    providers not in it are left out."""
     names = [p for p in (providers or list(PROVIDERS)) if p in PROVIDERS]
+    if sources is not None:
+        names = [p for p in names if p in sources]
     where = f"event_time >= {_ts(start)} AND event_time < {_ts(end)}"
-    parts = [PROVIDERS[p].format(where=where).strip() for p in names]
+    parts = []
+    for p in names:
+        sql = PROVIDERS[p].format(where=where).strip()
+        if sources is not None:
+            sql = sql.replace(f"FROM {p} WHERE", f"FROM {sources[p]} AS {p} WHERE")
+        parts.append(sql)
     union = "\nUNION ALL BY NAME\n".join(f"({p})" for p in parts)
     cols = ", ".join(
         "coalesce(cc.code, upper(u.country)) AS country" if c == "country" else f'u."{c}"'
