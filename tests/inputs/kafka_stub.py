@@ -93,9 +93,10 @@ class EventHubsKafkaStub:
         with self.lock:
             self.topics[name] = [[] for _ in range(partitions)]
 
-    def send(self, hub: str, partition: int, values: list[bytes]) -> None:
+    def send(self, hub: str, partition: int, values: list[bytes], ts_ms: int | None = None) -> None:
+        """Append events (enqueued time ``ts_ms``, default now) to a partition."""
         with self.lock:
-            now = int(time.time() * 1000)
+            now = int(time.time() * 1000) if ts_ms is None else ts_ms
             self.topics[hub][partition].extend((now, v) for v in values)
 
     def expire(self, hub: str, partition: int, upto: int) -> None:
@@ -221,8 +222,15 @@ class EventHubsKafkaStub:
                         answers.append((idx, UNKNOWN_TOPIC_OR_PARTITION, -1, -1))
                         continue
                     start = self.log_start.get((topic, idx), 0)
-                    off = start if ts == -2 else len(parts[idx])  # -2 earliest, -1 latest
-                    answers.append((idx, 0, -1, off))
+                    if ts == -2:  # earliest
+                        off, when = start, -1
+                    elif ts == -1:  # latest
+                        off, when = len(parts[idx]), -1
+                    else:  # the first record at or after the timestamp; -1 when none
+                        log_ = parts[idx]
+                        hit = next((i for i in range(start, len(log_)) if log_[i][0] >= ts), None)
+                        off, when = (hit, log_[hit][0]) if hit is not None else (-1, -1)
+                    answers.append((idx, 0, when, off))
                 out.append((topic, answers))
         kw: dict[str, Any] = {"topics": out}
         if version >= 2:

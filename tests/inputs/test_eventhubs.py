@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -109,6 +110,22 @@ def test_backfill_then_steady_state_per_partition(
     st = {s["id"]: s for s in statuses(Runtime(data_dir))}["activity"]
     assert st["last_cursor"]["offsets"]["2"] == 151 and st["events_last_hour"] == 1355
     assert hub.calls["auth_ok"] >= 1
+
+
+def test_first_run_starts_at_the_start_window(
+    data_dir: Path, hub: EventHubsKafkaStub, monkeypatch
+) -> None:
+    monkeypatch.setenv("EVENTHUB_CONN", hub.connection_string)
+    now_ms = int(time.time() * 1000)
+    old = now_ms - 10 * 86400_000  # retained by the hub, but older than `start`
+    hub.send(HUB, 0, [export([activity(i, "old")]) for i in range(4)], ts_ms=old)
+    hub.send(HUB, 0, [export([activity(i, "new")]) for i in range(3)], ts_ms=now_ms - 3600_000)
+    hub.send(HUB, 1, [export([activity(i, "old1")]) for i in range(2)], ts_ms=old)
+    write_config(data_dir, hub, start="7d")
+    rt, res = cycle(data_dir)
+    assert res.ok, res.error
+    assert res.events == 3  # only what was enqueued within the last 7 days
+    assert rt.state.get(CURSOR_NS, "activity")["offsets"] == {"0": 7, "1": 2, "2": 0}
 
 
 def test_wrong_connection_string_is_a_clear_auth_error(

@@ -11,8 +11,8 @@ to the end offsets seen when the cycle started, and yields batches whose cursor 
 next offset of every partition. The Runner saves that cursor only after the batch is in
 the lake, so a crash re-reads at most one batch (dedup on ``event_id`` absorbs it).
 
-The first run starts at the oldest retained event (Event Hubs keeps 1-7 days, 90 on
-Premium/Dedicated). A saved offset older than the retention (events expired unread) is
+The first run starts at the first event enqueued ``start`` ago (ListOffsets by timestamp),
+or at the oldest retained one (Event Hubs keeps 1-7 days, 90 on Premium/Dedicated). A saved offset older than the retention (events expired unread) is
 reported as an input error after the rest is stored, never silently skipped. Records that
 are not JSON go to the dead-letter store with ``hub/partition@offset``.
 
@@ -147,18 +147,21 @@ class AzureActivity(Input):
             try:
                 first = consumer.beginning_offsets(tps)
                 end = consumer.end_offsets(tps)
+                new = [tp for tp in tps if str(tp.partition) not in offsets]
+                since = self._first_run_offsets(consumer, new, first, end)
             except KafkaError as exc:
                 raise _kafka_error(exc, self.bootstrap) from None
             for tp in tps:
                 saved = offsets.get(str(tp.partition))
                 if saved is None:
-                    consumer.seek(tp, first[tp])
+                    start_at = since[tp]
                 elif saved < first[tp]:
                     expired.append(f"partition {tp.partition}: offsets {saved}-{first[tp] - 1}")
-                    consumer.seek(tp, first[tp])
+                    start_at = first[tp]
                 else:
-                    consumer.seek(tp, saved)
-                offsets[str(tp.partition)] = max(saved or 0, first[tp])
+                    start_at = saved
+                consumer.seek(tp, start_at)
+                offsets[str(tp.partition)] = start_at
             events: list[dict[str, Any]] = []
             rejections: list[Rejection] = []
             newest: dt.datetime | None = None
@@ -213,6 +216,20 @@ class AzureActivity(Input):
                 + "); the retention is shorter than the outage",
                 hint="raise the hub's retention or shorten the input's interval",
             )
+
+    def _first_run_offsets(
+        self, consumer: Any, tps: list[Any], first: dict[Any, int], end: dict[Any, int]
+    ) -> dict[Any, int]:
+        """Where a partition without a checkpoint starts: the first event enqueued at or
+        after ``start`` ago (ListOffsets by timestamp), else the end (nothing that new)."""
+        if not tps:
+            return {}
+        since_ms = int(self.backfill_from().timestamp() * 1000)
+        found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+        return {
+            tp: max(first[tp], found[tp].offset) if found.get(tp) is not None else end[tp]
+            for tp in tps
+        }
 
     def _decode(
         self,
