@@ -103,6 +103,8 @@ class StubTds:
             self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls_context.load_cert_chain(str(tls[0]), str(tls[1]))
         self.tls_sessions = 0
+        self._cache: tuple[str, duckdb.DuckDBPyConnection] | None = None
+        self._cache_lock = threading.Lock()
         self.user = user
         self.password = password
         self.storage = storage  # https:// URL prefix → local folder
@@ -349,6 +351,18 @@ class StubTds:
         raise _SqlError(13807, f"Content of directory on path '{url}' cannot be listed.")
 
     def _connect(self, db: str) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor with one view per Synapse view (cached while nothing changes)."""
+        listing_of = {
+            name: sorted(str(f) for f in Path(v["folder"]).rglob("*.parquet"))
+            for (d, name), v in self.views.items()
+            if d == db and "folder" in v
+        }
+        for files in listing_of.values():
+            self.bytes_processed += sum(Path(f).stat().st_size for f in files)
+        key = repr((db, sorted((k, sorted(v.items())) for k, v in self.views.items()), listing_of))
+        with self._cache_lock:
+            if self._cache and self._cache[0] == key:
+                return self._cache[1].cursor()
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         later = []
@@ -356,8 +370,7 @@ class StubTds:
             if d != db:
                 continue
             if "folder" in v:
-                files = sorted(str(f) for f in Path(v["folder"]).rglob("*.parquet"))
-                self.bytes_processed += sum(Path(f).stat().st_size for f in files)
+                files = listing_of[name]
                 if not files:
                     continue
                 listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -369,13 +382,22 @@ class StubTds:
                 later.append((name, v["sql"]))
         for name, sql in later:
             con.execute(f'CREATE VIEW "{name}" AS {self._to_duckdb(sql)}')
-        return con
+        with self._cache_lock:
+            self._cache = (key, con)
+        return con.cursor()
 
     def _to_duckdb(self, sql: str) -> str:
         try:
             tree = sqlglot.parse_one(sql, read="tsql")
         except sqlglot.errors.ParseError as e:
             raise _SqlError(102, f"Incorrect syntax: {e}") from None
+        for node in tree.find_all(exp.Group):
+            if any(isinstance(g, exp.Literal) for g in node.expressions):
+                raise _SqlError(
+                    164,
+                    "Each GROUP BY expression must contain at least one column that is not "
+                    "an outer reference.",
+                )
         for t in tree.find_all(exp.Table):
             t.set("db", None)
         # OPENJSON(src, path) AS x: one row per array element, ``x.value`` the element's
@@ -408,18 +430,12 @@ class StubTds:
         if "sys.views" in sql.lower():
             rows = [[name] for (d, name) in sorted(self.views) if d == db]
             return self._result(["name"], ["VARCHAR"], rows)
-        for node in sqlglot.parse_one(sql, read="tsql").find_all(exp.Group):
-            for g in node.expressions:
-                if isinstance(g, exp.Literal):
-                    raise _SqlError(
-                        164,
-                        "Each GROUP BY expression must contain at least one column that is not an outer reference.",
-                    )
         con = duckdb.connect()
         try:
             con.close()
+            translated = self._to_duckdb(sql)  # also refuses GROUP BY ordinals, as T-SQL does
             con = self._connect(db)
-            cur = con.execute(self._to_duckdb(sql))
+            cur = con.execute(translated)
             cols = [d[0] for d in cur.description]
             types = [str(d[1]).upper() for d in cur.description]
             return self._result(cols, types, cur.fetchall())
