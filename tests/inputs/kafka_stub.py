@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -65,7 +66,13 @@ REQUESTS, RESPONSES = _requests(), _responses()
 class EventHubsKafkaStub:
     """Event hubs (topics) with partitions of records; knobs for tests."""
 
-    def __init__(self, namespace: str = "mantissa-ns", key: str = "c2VjcmV0LWtleQ==") -> None:
+    def __init__(
+        self,
+        namespace: str = "mantissa-ns",
+        key: str = "c2VjcmV0LWtleQ==",
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate, key) PEM files: SASL_SSL as on port 9093."""
         self.namespace = namespace
         self.connection_string = (
             f"Endpoint=sb://{namespace}.servicebus.windows.net/;"
@@ -77,10 +84,23 @@ class EventHubsKafkaStub:
         self.max_fetch_records = 100  # records per partition per Fetch answer
         self.log_start: dict[tuple[str, int], int] = {}  # retention: first offset kept
         stub = self
+        ctx = None
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(*tls)
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                stub._serve(self.request)
+                sock = self.request
+                if ctx is not None:
+                    try:
+                        sock = ctx.wrap_socket(sock, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        with stub.lock:
+                            stub.calls["tls_failed"] = stub.calls.get("tls_failed", 0) + 1
+                        return
+                stub._serve(sock)
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

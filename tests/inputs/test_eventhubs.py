@@ -128,6 +128,48 @@ def test_first_run_starts_at_the_start_window(
     assert rt.state.get(CURSOR_NS, "activity")["offsets"] == {"0": 7, "1": 2, "2": 0}
 
 
+def _cert(tmp: Path) -> tuple[str, str]:
+    cert, key = tmp / "hub.pem", tmp / "hub.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_sasl_ssl_as_on_port_9093(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    cert, key = _cert(tmp_path)
+    hub = EventHubsKafkaStub(tls=(cert, key))
+    try:
+        hub.create_hub(HUB, partitions=1)
+        hub.send(HUB, 0, [export([activity(i)]) for i in range(10)])
+        monkeypatch.setenv("EVENTHUB_CONN", hub.connection_string)
+        (data_dir / "mantissa.yaml").write_text(
+            "inputs:\n  activity:\n    type: azure_activity\n"
+            f"    event_hub: {HUB}\n"
+            '    connection_string: "${env:EVENTHUB_CONN}"\n'
+            f"    bootstrap_servers: {hub.bootstrap}\n"
+            f"    ssl_cafile: {cert}\n    timeout: 4s\n"  # security_protocol: SASL_SSL (default)
+        )
+        _rt, res = cycle(data_dir)
+        assert res.ok, res.error
+        assert res.events == 10 and hub.calls["auth_ok"] >= 1
+        # without our CA the certificate is refused: a clear TLS error, nothing read
+        (data_dir / "mantissa.yaml").write_text(
+            (data_dir / "mantissa.yaml").read_text().replace(f"    ssl_cafile: {cert}\n", "")
+        )
+        hub.send(HUB, 0, [export([activity(99, "z")])])
+        _rt, res = cycle(data_dir)
+        assert (
+            not res.ok and "TLS handshake" in res.error and "CERTIFICATE_VERIFY_FAILED" in res.error
+        )
+        assert len(lake_ids(data_dir)) == 10
+    finally:
+        hub.close()
+
+
 def test_wrong_connection_string_is_a_clear_auth_error(
     data_dir: Path, hub: EventHubsKafkaStub, monkeypatch
 ) -> None:

@@ -51,6 +51,8 @@ class EventHubsConfig(InputConfig):
     #: ``host:port`` of the Kafka endpoint; default ``{namespace}.servicebus.windows.net:9093``
     bootstrap_servers: str | None = None
     security_protocol: Literal["SASL_SSL", "SASL_PLAINTEXT"] = "SASL_SSL"
+    #: CA bundle for the TLS certificate (default: the system's; Azure's is public)
+    ssl_cafile: str | None = None
     #: partitions to read (default: all of the hub's)
     partitions: list[int] | None = None
     #: records per lake write
@@ -120,6 +122,7 @@ class AzureActivity(Input):
                 request_timeout_ms=int(cfg.timeout * 1000),
                 bootstrap_timeout_ms=int(cfg.timeout * 1000),
                 max_poll_records=min(cfg.batch_events, 5000),
+                **({"ssl_cafile": cfg.ssl_cafile} if cfg.ssl_cafile else {}),
             )
         except KafkaError as exc:
             raise _kafka_error(exc, self.bootstrap, watch) from None
@@ -273,11 +276,15 @@ class _AuthWatch(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.refused = False
+        self.tls: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if "SaslAuthenticationFailed" in record.getMessage():
+            msg = record.getMessage()
+            if "SaslAuthenticationFailed" in msg:
                 self.refused = True
+            elif self.tls is None and ("CERTIFICATE_VERIFY_FAILED" in msg or "SSLError" in msg):
+                self.tls = msg[msg.find("[SSL") :][:160] if "[SSL" in msg else msg[-160:]
         except Exception:  # never let logging break the input
             pass
 
@@ -302,5 +309,10 @@ def _kafka_error(exc: Exception, bootstrap: str, watch: _AuthWatch | None = None
         return InputAuthError(
             f"Event Hubs refused the connection string ({name})",
             hint="check the shared access policy (Listen) and its key",
+        )
+    if watch is not None and watch.tls:
+        return InputError(
+            f"TLS handshake with the Event Hubs Kafka endpoint {bootstrap} failed: {watch.tls}",
+            hint="a private CA (proxy, test broker): set ssl_cafile",
         )
     return InputError(f"Event Hubs Kafka endpoint {bootstrap}: {name}: {exc}")
