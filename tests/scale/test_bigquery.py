@@ -95,7 +95,8 @@ def test_query_flow_parameters_paging_and_real_rows(
     inserts = [c for c in stub.calls if stub.op_name(c["method"], c["path"]) == "jobs.insert"]
     dry = [c for c in inserts if c["body"]["configuration"].get("dryRun")]
     real = [c for c in inserts if not c["body"]["configuration"].get("dryRun")]
-    assert len(dry) == 3 and len(real) == 1  # the dry run throttled twice, then accepted
+    # no budget configured: no dry run; the job was throttled twice, then accepted
+    assert len(dry) == 0 and len(real) == 3
     q = real[-1]["body"]["configuration"]["query"]
     # parameters travel as typed query parameters; the SQL only names them
     assert "@since" in q["query"] and "@skip" in q["query"] and "ListBuckets" not in q["query"]

@@ -305,7 +305,8 @@ class BigQueryEngine(QueryEngine):
         params = dict(parameters or {})
         guarded = guard(sql, self.tables())
         final, names = self.prepare(sql)
-        return self._run(final, names, params, self._estimate(final, names, params, guarded))
+        est = self._estimate(final, names, params, guarded) if self._budgeted else None
+        return self._run(final, names, params, est)
 
     def execute_tree(self, tree: exp.Expression) -> QueryResult:
         """Run a detection tree from the Sigma backend, rendered by the BigQuery dialect layer.
@@ -318,12 +319,20 @@ class BigQueryEngine(QueryEngine):
         guarded = guard(render(tree, "duckdb"), self.tables())  # read-only, known tables
         pruned = add_partition_filters(tree.copy(), set(tables()) | {EVENTS_VIEW})
         final = render(pruned, "bigquery")
-        return self._run(final, [], {}, self._estimate(final, [], None, guarded))
+        est = self._estimate(final, [], None, guarded) if self._budgeted else None
+        return self._run(final, [], {}, est)
+
+    @property
+    def _budgeted(self) -> bool:
+        """Whether a budget needs the estimate (a dry run) before each job."""
+        b = self.budget
+        return any(v is not None for v in (b.max_query_usd, b.max_day_usd, b.max_query_bytes))
 
     def _run(
-        self, final: str, names: list[str], params: dict[str, Any], est: CostEstimate
+        self, final: str, names: list[str], params: dict[str, Any], est: CostEstimate | None
     ) -> QueryResult:
-        self.budget.check(est)
+        if est is not None:
+            self.budget.check(est)
         start = time.perf_counter()
         try:
             job = self.client.query(
