@@ -9,6 +9,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -436,3 +437,60 @@ def test_decode_workers_give_the_same_rows_as_in_process(tmp_path):
         "SELECT count(*), count(DISTINCT span_id) FROM traces WHERE service_name = 'pooled'"
     ).rows
     assert rows == [[50, 50]]
+
+
+def _receiver(tmp_path: Path, extra: str = "") -> tuple[Runtime, Any]:
+    from mantissa.apm.receiver import Receiver
+
+    d = tmp_path / "data"
+    d.mkdir(exist_ok=True)
+    (d / "mantissa.yaml").write_text("apm:\n  decode_workers: 0\n" + extra)
+    rt = Runtime(d)
+    return rt, Receiver(rt, start=False)
+
+
+def _count(rt: Runtime, service: str) -> int:
+    return rt.engine.execute(f"SELECT count(*) FROM traces WHERE service_name = '{service}'").rows[
+        0
+    ][0]
+
+
+def test_a_retried_request_is_stored_once(tmp_path):
+    """A client retrying a request (its 200 was lost) sends the same spans again: the
+    flush drops those already written within apm.dedup_window_secs."""
+    from mantissa.apm import lake
+
+    rt, rec = _receiver(tmp_path)
+    body = orjson.dumps(request(*[span(i) for i in range(1, 31)], service="retry"))
+    try:
+        for _ in range(2):
+            rec.receive(lake.TRACES, body, "application/json")
+            rec.flush()
+    finally:
+        rec.close()
+    assert _count(rt, "retry") == 30
+
+
+def test_dedup_window_bounds_the_flush_and_replay_checks_everything(tmp_path):
+    import time as _time
+
+    from mantissa.apm import lake
+    from mantissa.apm.receiver import Receiver
+
+    rt, rec = _receiver(tmp_path, "  dedup_window_secs: 0.2\n")
+    body = orjson.dumps(request(*[span(i) for i in range(1, 11)], service="late-retry"))
+    rec.receive(lake.TRACES, body, "application/json")
+    rec.flush()
+    _time.sleep(0.5)
+    # outside the window, a regular flush does not look back (the documented bound) ...
+    rec.receive(lake.TRACES, body, "application/json")
+    rec.flush()
+    assert _count(rt, "late-retry") == 20
+    # ... but replaying a crashed process's spool checks the whole partitions
+    rec.receive(lake.TRACES, body, "application/json")  # spooled, not flushed
+    seg = rec.spools[lake.TRACES].current
+    seg.fh.close()  # the process "dies" holding it: its lock is released
+    rec.spools[lake.TRACES].current = None
+    rec.close()
+    Receiver(rt, start=False).close()  # replays the orphaned segment on start
+    assert _count(rt, "late-retry") == 20

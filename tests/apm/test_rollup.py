@@ -203,3 +203,28 @@ def test_dashboards_may_read_a_recent_rollup_of_a_changing_hour(rt):
         r for r in queries.services(rt.storage, w, max_lag_secs=3600) if r["service"] == "payment"
     ]
     assert pay["spans"] == 2  # the exact rebuild above is the newest rollup now
+
+
+def test_a_rollup_replaced_by_another_process_is_not_read(rt, monkeypatch):
+    write(rt, call("t1", 100, "frontend", "payment"))
+    w = queries.Window(ANCHOR, None)
+    service_map.service_map(rt.storage, w, cache=False)
+    # another process rebuilt the hour and removed the files this process remembers
+    for o in list(rt.storage.list(rollup.PREFIX, ".parquet")):
+        rt.storage.delete(o.key)
+    m = service_map.service_map(rt.storage, w, cache=False, max_lag_secs=3600)
+    assert edges(m)[("frontend", "payment")] == (1, 0)
+    # and if a file vanishes between the listing and the read, the query runs again
+    real = rollup.ensure
+    calls = []
+
+    def vanishing(storage, window, build_missing=True, max_lag_secs=0.0):
+        calls.append(max_lag_secs)
+        e, n = real(storage, window, build_missing, max_lag_secs)
+        if len(calls) == 1:
+            return [x + ".gone" for x in e], n
+        return e, n
+
+    monkeypatch.setattr(rollup, "ensure", vanishing)
+    m = service_map.service_map(rt.storage, w, cache=False, max_lag_secs=3600)
+    assert edges(m)[("frontend", "payment")] == (1, 0) and calls == [3600, 0.0]

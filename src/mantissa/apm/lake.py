@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +86,15 @@ def write_table(
     data: pa.Table,
     con: duckdb.DuckDBPyConnection | None = None,
     policy: CompactPolicy | None = None,
+    dedup_window_secs: float | None = None,
 ) -> WriteResult:
     """Write ``data`` (rows of :data:`SCHEMAS` ``[table]``) to the lake, deduplicated,
-    index the trace ids, and merge small files of the touched partitions."""
+    index the trace ids, and merge small files of the touched partitions.
+
+    Dedup checks every file of the touched hour partitions, or with
+    ``dedup_window_secs`` only the files written in that many seconds (the receiver's
+    regular flushes: a duplicate there is a client's retry of a recent request; merging
+    small files removes duplicates among them too)."""
     own = con is None
     con = con or connection()
     try:
@@ -102,11 +109,17 @@ def write_table(
         )
         con.unregister("_apm_in")
         order = "trace_id, start_time" if table == TRACES else "name, service_name, time"
+        since = (
+            f"{time.time_ns() - int(dedup_window_secs * 1e9):x}"
+            if dedup_window_secs is not None
+            else None
+        )
         res = LakeWriter(storage, con, table).write(
             "_apm_batch",
             batch_id,
             order_by=order,
             row_group_size=TRACE_ROW_GROUP if table == TRACES else 122880,
+            since_batch=since,
         )
         if table == TRACES and res.rows:
             _write_index(storage, con, batch_id)

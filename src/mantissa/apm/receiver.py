@@ -66,6 +66,9 @@ class ApmConfig(Section):
     #: processes that decode requests (protobuf/JSON → Arrow → spool record) beside the
     #: server process; 0 decodes in the server's threads. Default: one per CPU but one.
     decode_workers: int = Field(default_factory=lambda: max(0, min(8, (os.cpu_count() or 1) - 1)))
+    #: a flush drops spans already written in this many seconds (clients' retries); the
+    #: replay of a crashed process's spool checks the whole hour partitions
+    dedup_window_secs: float = Field(300.0, gt=0)
     #: rebuild the per-minute rollups of changed hours this often (0: only at query time)
     rollup_secs: float = Field(60.0, ge=0)
     #: how far back the background pass looks for changed hours
@@ -457,12 +460,18 @@ class Receiver:
                     spool.backlog_bytes -= seg.bytes
         return rows
 
-    def _flush_file(self, table: str, path: Path) -> int:
+    def _flush_file(self, table: str, path: Path, replay: bool = False) -> int:
         tables, _end = read_segment(path)
         rows = 0
         if tables:
             data = pa.concat_tables(tables)
-            res = lake.write_table(self.storage, table, data, policy=self.policy)
+            res = lake.write_table(
+                self.storage,
+                table,
+                data,
+                policy=self.policy,
+                dedup_window_secs=None if replay else self.cfg.dedup_window_secs,
+            )
             rows = res.rows
             self.flushes += 1
         path.unlink(missing_ok=True)
@@ -475,7 +484,7 @@ class Receiver:
             for table, spool in self.spools.items():
                 for path in spool.orphans():
                     log.info("replaying APM spool segment %s", path.name)
-                    rows += self._flush_file(table, path)
+                    rows += self._flush_file(table, path, replay=True)
         return rows
 
     def close(self) -> None:

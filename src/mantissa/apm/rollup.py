@@ -35,6 +35,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import duckdb
+
 from mantissa.apm import lake
 from mantissa.lake.catalog import parse_partition
 from mantissa.lake.writer import new_batch_id
@@ -219,14 +221,17 @@ def ensure(
         sig = signature(files, h)
         with _LOCK:
             hit = MEMO.get((root, h))
-        if hit and (
-            hit[0] == sig or (max_lag_secs > 0 and time.monotonic() - hit[3] < max_lag_secs)
+        have = existing.get(_name(h), set())
+        if (
+            hit
+            and (hit[0] == sig or (max_lag_secs > 0 and time.monotonic() - hit[3] < max_lag_secs))
+            # another process may have replaced it since
+            and {hit[1].rsplit("/", 1)[-1], hit[2].rsplit("/", 1)[-1]} <= have
         ):
             edges.append(hit[1])
             nodes.append(hit[2])
             continue
         stem = f"{_name(h)}-{sig}"
-        have = existing.get(_name(h), set())
         if {f"{stem}.edges.parquet", f"{stem}.nodes.parquet"} <= have:
             e = storage.uri(f"{PREFIX}/{stem}.edges.parquet")
             n = storage.uri(f"{PREFIX}/{stem}.nodes.parquet")
@@ -271,10 +276,26 @@ def _in_window(window: Any, col: str) -> str:
     return "(" + _window_sql(window, col) + ")"
 
 
-def map_rows(
+def _retrying(fn: Any) -> Any:
+    """Run ``fn(max_lag_secs)``; if a rollup file vanished under it (another process
+    rebuilt the hour), forget what this process knew and run it once more, exactly."""
+
+    def run(storage: Any, *args: Any, max_lag_secs: float = 0.0) -> Any:
+        try:
+            return fn(storage, *args, max_lag_secs=max_lag_secs)
+        except duckdb.IOException:
+            root = str(storage.uri())
+            with _LOCK:
+                for k in [k for k in MEMO if k[0] == root]:
+                    del MEMO[k]
+            return fn(storage, *args, max_lag_secs=0.0)
+
+    return run
+
+
+def _map_rows(
     storage: Any, window: Any, max_lag_secs: float = 0.0
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-    """(edges, nodes) of ``window`` for the service map, in one pass (None: no data)."""
     edges, nodes = ensure(storage, window, max_lag_secs=max_lag_secs)
     if not edges:
         return None
@@ -283,6 +304,13 @@ def map_rows(
         return _edge_rows(con, edges, window), _node_rows(con, nodes, window, None)
     finally:
         con.close()
+
+
+def map_rows(
+    storage: Any, window: Any, max_lag_secs: float = 0.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """(edges, nodes) of ``window`` for the service map, in one pass (None: no data)."""
+    return _retrying(_map_rows)(storage, window, max_lag_secs=max_lag_secs)
 
 
 def edge_rows(storage: Any, window: Any) -> list[dict[str, Any]] | None:
@@ -323,6 +351,12 @@ def node_rows(
 ) -> list[dict[str, Any]] | None:
     """Per-service RED of ``window``: every span counted, percentiles and averages over
     entry spans (over all spans when a service has none), as ``apm services`` reports."""
+    return _retrying(_nodes)(storage, window, service, max_lag_secs=max_lag_secs)
+
+
+def _nodes(
+    storage: Any, window: Any, service: str | None, max_lag_secs: float = 0.0
+) -> list[dict[str, Any]] | None:
     _, nodes = ensure(storage, window, max_lag_secs=max_lag_secs)
     if not nodes:
         return None

@@ -269,7 +269,6 @@ def _apm_ast(plan: QueryPlan, dialect: str) -> exp.Select:
     * ``traces``: matching spans rolled up to one row per trace, newest first.
     """
     table = plan.table
-    count = exp.alias_(exp.Count(this=exp.Star()), "count", quoted=False)
     if plan.intent == "traces":
         start = exp.Min(this=col(plan.time_column))
         sel = (
@@ -392,7 +391,6 @@ def _apm_ast(plan: QueryPlan, dialect: str) -> exp.Select:
             .order_by(exp.Ordered(this=exp.column("dependency"), desc=False))
         )
         return sel.limit(plan.limit)
-    _ = count
     raise ValueError(f"not an APM intent: {plan.intent}")
 
 

@@ -79,9 +79,15 @@ class LakeWriter:
         batch_id: str,
         order_by: str = "event_time",
         row_group_size: int = 122880,
+        since_batch: str | None = None,
     ) -> WriteResult:
         """Write temp table ``table`` (with ``event_id`` and ``event_time``) to the lake
-        (smaller ``row_group_size`` = finer min/max pruning for point lookups)."""
+        (smaller ``row_group_size`` = finer min/max pruning for point lookups).
+
+        Rows whose ``event_id`` is already in the touched partitions are dropped; with
+        ``since_batch`` (a :func:`new_batch_id`) only files written since that batch are
+        checked — a bounded dedup window for receivers whose duplicates are retries of
+        recent requests."""
         con = self.con
         res = WriteResult()
         parts = con.execute(
@@ -91,6 +97,8 @@ class LakeWriter:
         if not parts:
             return res
         existing = self.existing_files(parts)
+        if since_batch is not None:
+            existing = [f for f in existing if f.rsplit("/", 1)[-1] >= since_batch]
         con.execute("DROP TABLE IF EXISTS _existing_ids")
         if existing:
             file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in existing)
