@@ -25,6 +25,14 @@ if ! have java && [ "$(id -u)" = "0" ] && have apt-get; then
     >/tmp/mantissa-java-install.log 2>&1 \
     || echo "test-deps: could not install Java (see /tmp/mantissa-java-install.log); Spark tests will skip"
 fi
+# Azurite (Azure Blob emulator) for the lake-in-Azure tests, from npm into a cache folder.
+AZURITE_DIR="${MANTISSA_AZURITE_DIR:-$HOME/.cache/mantissa-azurite}"
+if have npm && [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+  mkdir -p "$AZURITE_DIR" \
+    && npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error azurite@3 \
+      >/tmp/mantissa-azurite-install.log 2>&1 \
+    || echo "test-deps: could not install Azurite (see /tmp/mantissa-azurite-install.log); Azure lake tests will skip"
+fi
 # Splunk's own HEC client (npm splunk-logging) for the HEC receiver's shipper test.
 # (Fluent Bit and Vector are not in Debian's archive; no other registry is reachable.)
 HEC_CLIENT_DIR="${MANTISSA_HEC_CLIENT_DIR:-$HOME/.cache/mantissa-hec-client}"
