@@ -9,14 +9,17 @@ reason; the rest go through :class:`LakeWriter` (dedup + atomic publish).
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mantissa.config import IngestConfig
 from mantissa.lake.deadletter import DeadLetterStore, Rejection
@@ -144,7 +147,7 @@ class Pipeline:
         self, path: str, summary: IngestSummary, progress: Callable[[int], None] | None = None
     ) -> None:
         chunks = read_chunks(path, self.config.batch_bytes)
-        self._process_chunks(chunks, summary, progress)
+        self._process_chunks(_prefetch(chunks, self.source), summary, progress)
 
     # -- internals --------------------------------------------------------------
     def _process_chunks(self, chunks: Any, summary: IngestSummary, progress: Any) -> None:
@@ -152,7 +155,9 @@ class Pipeline:
         csv_mode = False
         doc_parts: list[bytes] = []
         doc_name = ""
-        for chunk in chunks:
+        for item in chunks:
+            # a prefetched chunk comes with its lines already split (``_prefetch``)
+            chunk, rows = item if isinstance(item, tuple) else (item, None)
             summary.bytes_read += len(chunk.data)
             rejections = [
                 Rejection(self.source.name, chunk.file, None, p.reason, None, offset=p.offset)
@@ -169,7 +174,7 @@ class Pipeline:
                 if progress:
                     progress(len(chunk.data))
                 continue
-            lines, raws, extra = self._frame_lines(chunk)
+            lines, raws, extra = self._frame_lines(chunk, rows)
             rejections.extend(extra)
             self._buffer(lines, raws, chunk.file, rejections, len(chunk.data), summary)
             if progress:
@@ -255,32 +260,24 @@ class Pipeline:
         # quoted value spans lines or a malformed row was set aside)
         self._buffer(list(range(2, len(raws) + 2)), raws, name, bad_rows, len(data), summary)
 
-    def _frame_lines(self, chunk: Chunk) -> tuple[list[int], list[str], list[Rejection]]:
+    def _frame_lines(
+        self, chunk: Chunk, rows: pa.Table | None = None
+    ) -> tuple[list[int], list[str], list[Rejection]]:
         """Queue a chunk's lines in DuckDB: split, numbered and ``\\r``-stripped there.
 
         Returns nothing to buffer in Python on the columnar path (empty lists); a source
         that overrides :meth:`Source.skip_line` takes the line-by-line path instead.
         """
-        text = chunk.data.decode("utf-8", errors="replace")
+        data = chunk.data
         src = self.source
         if chunk.is_first:
-            first = text.split("\n", 1)[0].rstrip("\r")
-            self._file_ctx = src.start_file(first) if text else None
+            first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+            self._file_ctx = src.start_file(first) if data else None
         if type(src).skip_line is not Source.skip_line:
-            return self._frame_lines_python(chunk, text)
-        if text:
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            parts = text.split("\n")
-            if parts[-1] == "":
-                parts.pop()
-            base = chunk.first_line
-            rows = pa.table(
-                {
-                    "line": pa.array(range(base, base + len(parts)), pa.int64()),
-                    "raw": pa.array(parts, pa.string()),
-                }
-            )
+            return self._frame_lines_python(chunk, data.decode("utf-8", errors="replace"))
+        if data:
+            if rows is None:
+                rows = _split_lines(data, chunk.first_line)
             self.con.register("_rows", rows)
             self.con.execute(
                 "INSERT INTO _pending SELECT line, raw, $file, $ctx FROM _rows",
@@ -582,6 +579,77 @@ def _expand_json(con: duckdb.DuckDBPyConnection, src: JsonSource) -> None:
               FROM input WHERE _wrapped)"""
     )
     con.execute("DELETE FROM input WHERE _wrapped")
+
+
+_END = object()
+
+
+def _prefetch(chunks: Iterator[Chunk], src: Source) -> Iterator[tuple[Chunk, pa.Table | None]]:
+    """Read the next chunk (and split it into lines) in a thread while DuckDB works on this one.
+
+    File reads, gunzip and the Arrow split release the GIL, so they overlap the transform
+    and the Parquet write. At most two chunks wait ahead; an error in the reader is raised
+    here, in order; leaving early stops the thread.
+    """
+    out: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    columnar = type(src).skip_line is Source.skip_line
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        split = columnar
+        try:
+            for chunk in chunks:
+                if chunk.is_first and isinstance(src, JsonSource):
+                    # whole documents and CSV files are parsed whole, not line by line
+                    split = columnar and not (
+                        _looks_like_document(chunk.data)
+                        or (src.csv and _looks_like_csv(chunk.data))
+                    )
+                rows = _split_lines(chunk.data, chunk.first_line) if split and chunk.data else None
+                if not put((chunk, rows)):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consuming thread, raised there
+            put(exc)
+
+    thread = threading.Thread(target=run, name="ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the reader ends at its next hand-over (a blocked stdin read: when it returns)
+        thread.join(timeout=1)
+
+
+def _split_lines(data: bytes, first_line: int) -> pa.Table:
+    """``data`` as a table of ``(line, raw)``: one row per line, split in Arrow (no Python
+    string per line). ``\r\n`` ends a line like ``\n``; invalid UTF-8 becomes U+FFFD."""
+    try:
+        text = pa.array([data], pa.large_binary()).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        text = pa.array([data.decode("utf-8", errors="replace")], pa.large_string())
+    if b"\r" in data:
+        text = pc.replace_substring(text, "\r\n", "\n")
+    raws = pc.split_pattern(text, "\n").flatten()
+    if len(raws) and not raws[len(raws) - 1].as_py():
+        raws = raws.slice(0, len(raws) - 1)  # the text ends with a newline
+    lines = pa.array(range(first_line, first_line + len(raws)), pa.int64())
+    return pa.table({"line": lines, "raw": raws})
 
 
 def _looks_like_csv(data: bytes) -> bool:
