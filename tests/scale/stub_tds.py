@@ -415,6 +415,15 @@ class StubTds:
                 read="duckdb",
             )
             table.replace(exp.Subquery(this=sub, alias=table.args.get("alias")))
+        # PERCENTILE_CONT / APPROX_PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x): DuckDB's
+        # quantile_cont(x, p) (exact; Synapse's APPROX_ variant is within its error bound)
+        for wg in list(tree.find_all(exp.WithinGroup)):
+            fn = wg.this
+            name = fn.name.upper() if isinstance(fn, exp.Anonymous) else fn.key.upper()
+            if name in ("APPROX_PERCENTILE_CONT", "PERCENTILE_CONT", "PERCENTILECONT"):
+                q = fn.expressions[0] if isinstance(fn, exp.Anonymous) else fn.this
+                x = wg.expression.expressions[0].this
+                wg.replace(exp.Anonymous(this="quantile_cont", expressions=[x.copy(), q.copy()]))
         # T-SQL FLOAT is FLOAT(53), a double; sqlglot maps it to DuckDB's 4-byte REAL
         for dtype in tree.find_all(exp.DataType):
             if dtype.this == exp.DataType.Type.FLOAT:
@@ -441,7 +450,14 @@ class StubTds:
             return self._result(cols, types, cur.fetchall())
         except duckdb.CatalogException as e:
             m = re.search(r"Table with name (\w+) does not exist", str(e))
-            raise _SqlError(208, f"Invalid object name '{m.group(1) if m else '?'}'.") from None
+            if m:
+                raise _SqlError(208, f"Invalid object name '{m.group(1)}'.") from None
+            f = re.search(r"Function with name (\w+) does not exist", str(e))
+            if f:
+                raise _SqlError(
+                    195, f"'{f.group(1)}' is not a recognized built-in function name."
+                ) from None
+            raise _SqlError(8114, str(e).splitlines()[0][:200]) from None
         except duckdb.Error as e:
             raise _SqlError(8114, str(e).splitlines()[0][:200]) from None
         finally:

@@ -347,3 +347,18 @@ def test_engines_list_names_the_missing_extra(
     listed = {e["engine"]: e for e in cli_json(data_dir, "engines", "list")}
     assert not listed["bigquery"]["available"]
     assert listed["bigquery"]["note"] == "pip install 'mantissa-log[gcp]'"
+
+
+def test_sql_rendering_keeps_utc_instants_and_parameters() -> None:
+    import sqlglot
+
+    from mantissa.engines.bigquery import to_bigquery_sql
+
+    tree = sqlglot.parse_one(
+        "SELECT count(*) FROM cloudtrail WHERE event_time >= TIMESTAMP '2026-03-01 01:00:00' "
+        "AND event_time < CAST($until AS TIMESTAMP) AND user = :who",
+        read="duckdb",
+    )
+    sql, names = to_bigquery_sql(tree)
+    assert "DATETIME" not in sql and "CAST('2026-03-01 01:00:00' AS TIMESTAMP)" in sql
+    assert names == ["until", "who"] and "@until" in sql and "@who" in sql

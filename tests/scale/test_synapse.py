@@ -308,3 +308,32 @@ def test_detections_on_synapse_match_duckdb(
     assert any(
         "OPENJSON(" in b for _, b in stub.batches
     )  # Okta's target[] matching  # T-SQL from the dialect layer
+
+
+def test_percentile_question_runs_in_tsql(tmp_path: Path, stub: StubTds) -> None:
+    """A question's plan renders in T-SQL directly (APPROX_PERCENTILE_CONT ... WITHIN
+    GROUP), not transpiled from DuckDB's quantile_cont; the answer equals DuckDB's."""
+    import time
+
+    now = int(time.time())
+    lines = [
+        f"2 123456789012 eni-1 10.0.0.{i} 10.0.1.9 4{i:03d} 443 6 10 {1000 * (i + 1)} "
+        f"{now - 120} {now - 60} ACCEPT OK"
+        for i in range(40)
+    ]
+    src = tmp_path / "flows.log"
+    src.write_text("\n".join(lines) + "\n")
+    duck_dir = tmp_path / "duck"
+    duck_dir.mkdir()
+    cli_json(duck_dir, "ingest", "-s", "vpc_flow", str(src))
+    expected = cli_json(duck_dir, "query", "p95 bytes per flow today")
+    assert expected["rows"], expected
+    (duck_dir / "mantissa.yaml").write_text(
+        "engine:\n  type: synapse\n  server: 127.0.0.1\n"
+        f"  port: {stub.port}\n  user: mantissa_reader\n  encrypt: false\n  lake_url: {LAKE}\n"
+    )
+    stub.storage[LAKE] = duck_dir / "lake"
+    cli_json(duck_dir, "lake", "register", "--engine", "synapse")
+    got = cli_json(duck_dir, "query", "p95 bytes per flow today")
+    assert got["rows"] == expected["rows"], (got, expected)
+    assert "APPROX_PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY [bytes])" in stub.batches[-1][1]

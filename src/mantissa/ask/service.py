@@ -23,7 +23,7 @@ from mantissa.ask import session as sessions
 from mantissa.ask.lexicon import Lexicon, load_lexicon
 from mantissa.ask.plan import APM_INTENTS, LLMPlan, Metric, Order, QueryPlan
 from mantissa.ask.planner import SEARCH_COLUMNS, Unmapped, plan_question
-from mantissa.ask.render import render, sqlglot_dialect
+from mantissa.ask.render import render, sqlglot_dialect, to_ast
 from mantissa.ask.summary import summarize
 from mantissa.ask.timerange import TimeRange, default_range
 from mantissa.ask.understand import understand
@@ -422,7 +422,12 @@ def answer(
             out.columns, out.rows, out.cached = cached["columns"], cached["rows"], True
             break
         try:
-            res = engine.execute(checked)
+            if getattr(engine, "native_questions", False):
+                # BigQuery / Synapse: the plan rendered in the engine's own dialect (their
+                # percentiles and time types do not survive a DuckDB → dialect transpile)
+                res = engine.execute_tree(to_ast(plan, sqlglot_dialect(engine.dialect)))
+            else:
+                res = engine.execute(checked)
         except QueryRejected:
             raise
         except QueryError as exc:

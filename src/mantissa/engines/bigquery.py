@@ -70,6 +70,15 @@ def _param_type(value: Any) -> str:
     return "STRING"
 
 
+_NAIVE_TS = {
+    t
+    for t in (
+        getattr(exp.DataType.Type, n, None) for n in ("TIMESTAMP", "TIMESTAMPNTZ", "DATETIME")
+    )
+    if t is not None
+}
+
+
 def to_bigquery_sql(tree: exp.Expression) -> tuple[str, list[str]]:
     """BigQuery SQL for a guarded DuckDB-dialect tree; ``$x`` / ``:x`` become ``@x``."""
     names: list[str] = []
@@ -81,6 +90,10 @@ def to_bigquery_sql(tree: exp.Expression) -> tuple[str, list[str]]:
             return exp.Parameter(this=exp.Var(this=node.name))
         if isinstance(node, exp.Anonymous) and node.name.lower() == "now" and not node.expressions:
             return exp.CurrentTimestamp()
+        if isinstance(node, exp.DataType) and node.this in _NAIVE_TS:
+            # the lake's timestamps are UTC instants: BigQuery TIMESTAMP, not DATETIME
+            # (comparing TIMESTAMP with DATETIME has no matching signature)
+            return exp.DataType.build("TIMESTAMPTZ")
         return node
 
     return tree.copy().transform(repl).sql(dialect="bigquery"), names
@@ -91,6 +104,7 @@ class BigQueryEngine(QueryEngine):
 
     type = "bigquery"
     dialect = "bigquery"
+    native_questions = True  # questions run as their plan rendered in this dialect
 
     def __init__(
         self,

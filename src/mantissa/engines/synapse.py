@@ -102,6 +102,7 @@ class SynapseEngine(QueryEngine):
 
     type = "synapse"
     dialect = "synapse"
+    native_questions = True  # questions run as their plan rendered in this dialect
 
     def __init__(
         self,

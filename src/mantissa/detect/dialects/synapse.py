@@ -54,12 +54,23 @@ def _json(self, e):  # type: ignore[no-untyped-def]
     return f"JSON_VALUE({self.sql(base)}, {lit(json_path_quoted(keys))})"
 
 
+def _within_group(self, e):  # type: ignore[no-untyped-def]
+    # T-SQL's ordered-set aggregates take exactly one ORDER BY expression: no NULLS
+    # FIRST/LAST emulation (nulls are ignored by PERCENTILE_* anyway)
+    order = ", ".join(
+        self.sql(o, "this") + (" DESC" if o.args.get("desc") else "")
+        for o in e.expression.expressions
+    )
+    return f"{self.sql(e, 'this')} WITHIN GROUP (ORDER BY {order})"
+
+
 class MantissaDialect(TSQL):
     class Generator(TSQL.Generator):
         # CAST(x AS VARCHAR) without a length truncates to 30 characters in T-SQL
         TYPE_MAPPING = {**TSQL.Generator.TYPE_MAPPING, exp.DataType.Type.VARCHAR: "NVARCHAR(4000)"}
         TRANSFORMS = {
             **TSQL.Generator.TRANSFORMS,
+            exp.WithinGroup: _within_group,
             # T-SQL's inverse distribution syntax; the OVER (PARTITION BY ...) follows it
             exp.PercentileCont: lambda self, e: (
                 f"PERCENTILE_CONT({self.sql(e, 'expression')}) WITHIN GROUP "
