@@ -27,9 +27,11 @@ class ImpossibleTravel(Detection):
         s = ctx.config.impossible_travel
         return ctx.rows(
             f"""
-WITH s AS (
+WITH s0 AS (
   SELECT * FROM ev WHERE action IN ('login', 'sso', 'mfa_accept') AND outcome = 'success'
     AND glat IS NOT NULL AND glon IS NOT NULL),
+-- only users with a sign-in in the window can have a hit (a 5-minute window: a few)
+s AS (SELECT * FROM s0 WHERE "user" IN (SELECT "user" FROM s0 WHERE in_window)),
 p AS (
   SELECT *, lag(event_time) OVER w AS p_time, lag(src_ip) OVER w AS p_ip,
     lag(glat) OVER w AS p_lat, lag(glon) OVER w AS p_lon, lag(city) OVER w AS p_city,

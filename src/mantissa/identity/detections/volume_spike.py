@@ -26,6 +26,8 @@ WITH c AS (
     any_value(user_id) AS user_id, list(event_id ORDER BY event_time DESC)[1:20] AS ids
   FROM ev WHERE action IN ('login', 'sso') AND outcome = 'success'
     AND event_time >= ?::TIMESTAMPTZ - INTERVAL 24 HOUR
+    AND "user" IN (SELECT "user" FROM ev WHERE in_window AND action IN ('login', 'sso')
+                   AND outcome = 'success')
   GROUP BY "user"),
 peer AS (SELECT * FROM blpeer)
 SELECT c.*, b.daily_median, b.daily_mad, b.days, p.peer_group, p.peer_median
