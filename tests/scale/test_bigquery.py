@@ -362,3 +362,39 @@ def test_sql_rendering_keeps_utc_instants_and_parameters() -> None:
     sql, names = to_bigquery_sql(tree)
     assert "DATETIME" not in sql and "CAST('2026-03-01 01:00:00' AS TIMESTAMP)" in sql
     assert names == ["until", "who"] and "@until" in sql and "@who" in sql
+
+
+def test_percentile_question_runs_in_bigquery_sql(tmp_path: Path, stub: StubBigQuery) -> None:
+    """A question's plan renders in BigQuery SQL directly (APPROX_QUANTILES), not
+    transpiled from DuckDB's quantile_cont; the answer equals DuckDB's."""
+    import time
+
+    now = int(time.time())
+    lines = [
+        f"2 123456789012 eni-1 10.0.0.{i} 10.0.1.9 4{i:03d} 443 6 10 {1000 * (i + 1)} "
+        f"{now - 120} {now - 60} ACCEPT OK"
+        for i in range(40)
+    ]
+    src = tmp_path / "flows.log"
+    src.write_text("\n".join(lines) + "\n")
+    d = tmp_path / "flows"
+    d.mkdir()
+    cli_json(d, "ingest", "-s", "vpc_flow", str(src))
+    expected = cli_json(d, "query", "median bytes of accepted flows today")
+    assert expected["rows"], expected
+    stub.gcs[GCS] = d / "lake"
+    eng = make_engine(d, stub)
+    eng.register()
+    from mantissa.ask import answer
+    from mantissa.runtime import Runtime
+
+    rt = Runtime(d)
+    rt.__dict__["engine"] = eng  # the cached engine of this runtime is BigQuery
+    got = answer(rt, "median bytes of accepted flows today")
+    assert got.rows == expected["rows"], (got.rows, expected["rows"])
+    sent = [
+        c["body"]["configuration"]["query"]["query"]
+        for c in stub.calls
+        if c["body"].get("configuration")
+    ]
+    assert "APPROX_QUANTILES(" in sent[-1]
