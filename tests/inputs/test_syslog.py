@@ -143,7 +143,7 @@ def test_tls_and_failed_handshake(data_dir: Path, tmp_path: Path) -> None:
         with socket.create_connection(s.address) as c:  # plaintext to a TLS port
             c.sendall(b"<13>not tls\n")
             time.sleep(0.3)
-        wait_for(lambda: s.written >= 20 and s.errors >= 1)
+        wait_for(lambda: s.written >= 20 and s.errors >= 1, timeout=90)
     finally:
         s.close()
     assert len(rows(data_dir)) == 20
@@ -165,3 +165,31 @@ def test_tcp_backpressure_loses_nothing(data_dir: Path) -> None:
         s.close()
     assert s.buffer.capacity == 2000  # the buffer is far smaller than the flood
     assert len(rows(data_dir)) == n and s.dropped == 0
+
+
+def test_tcp_messages_survive_a_failing_lake_write(data_dir: Path) -> None:
+    s = server(data_dir, protocol="tcp", flush_events=100)
+    real = s.receiver.ingest
+    failures = {"left": 3}
+
+    def flaky(*args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    s.receiver.ingest = flaky  # type: ignore[method-assign]
+    n = 300
+    try:
+        with socket.create_connection(s.address) as c:
+            c.sendall(
+                b"".join(f"<14>Nov 29 06:00:00 host app: kept {i}\n".encode() for i in range(n))
+            )
+        wait_for(lambda: s.written >= n, timeout=60)
+    finally:
+        s.close()
+    assert failures["left"] == 0 and s.errors >= 3
+    assert "kept, will retry" in (s.last_error or "")
+    got = sorted(r[0] for r in rows(data_dir))
+    assert len(got) == n and len(set(got)) == n  # every message once, none lost
+    assert s.stats()["lost"] == 0 and s.stats()["pending"] == 0

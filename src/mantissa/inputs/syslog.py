@@ -64,6 +64,17 @@ class Buffer:
             self.cond.notify_all()
             return 0
 
+    def restore(self, source: str, msgs: list[bytes]) -> None:
+        """Put messages whose write failed back at the front, past the capacity.
+
+        TCP producers then wait (backpressure) until a later write succeeds; UDP ones
+        drop and count, as when the buffer is full.
+        """
+        with self.cond:
+            self.items[source][:0] = msgs
+            self.size += len(msgs)
+            self.cond.notify_all()
+
     def take(self) -> dict[str, list[bytes]]:
         with self.cond:
             out, self.items, self.size = dict(self.items), defaultdict(list), 0
@@ -96,6 +107,8 @@ class SyslogServer:
         self.connections = 0
         self.errors = 0
         self.last_error: str | None = None
+        self.failed_writes = 0  # consecutive failed flushes: the retry backs off
+        self.lost = 0  # messages still unwritten when the listener closed
         self.lock = threading.Lock()
         self.senders = [
             (ipaddress.ip_network(net, strict=False), src) for net, src in cfg.senders.items()
@@ -161,6 +174,9 @@ class SyslogServer:
         for t in list(self.threads):
             t.join(timeout=30)
         self.flush()
+        if self.buffer.size:  # the lake still refuses: say how many are lost, loudly
+            self.lost = self.buffer.size
+            self._error(f"{self.lost} messages could not be written before the listener closed")
         if self.sock is not None:
             self.sock.close()
         self._record()
@@ -318,6 +334,9 @@ class SyslogServer:
                 due = self.buffer.size >= self.cfg.flush_events or (
                     self.buffer.size and time.monotonic() - last >= self.cfg.flush_secs
                 )
+            if due and self.failed_writes:
+                # the lake refused the last write: retry with backoff, keep the messages
+                due = time.monotonic() - last >= min(30.0, 0.5 * 2**self.failed_writes)
             if due:
                 self.flush()
                 last = time.monotonic()
@@ -326,7 +345,11 @@ class SyslogServer:
                 last_status = time.monotonic()
 
     def flush(self) -> int:
-        """Write everything buffered to the lake now; returns events written."""
+        """Write everything buffered to the lake now; returns events written.
+
+        A failed write keeps its messages in the buffer for the next flush (TCP senders
+        wait meanwhile); nothing is dropped because the lake was briefly unavailable.
+        """
         written = 0
         for source, msgs in self.buffer.take().items():
             if not msgs:
@@ -335,8 +358,11 @@ class SyslogServer:
                 s = self.receiver.ingest(source, b"\n".join(msgs), f"syslog-{self.name}", wait=True)
             except Exception as exc:  # keep listening; the error shows in status
                 log.exception("syslog %s: writing %d messages failed", self.name, len(msgs))
-                self._error(f"writing {len(msgs)} messages failed: {exc}")
+                self.failed_writes += 1
+                self.buffer.restore(source, msgs)
+                self._error(f"writing {len(msgs)} messages failed (kept, will retry): {exc}")
                 continue
+            self.failed_writes = 0
             written += s.events
             with self.lock:
                 self.written += s.events
@@ -366,6 +392,8 @@ class SyslogServer:
             "kernel_dropped": self.kernel_dropped,
             "connections": self.connections,
             "errors": self.errors,
+            "pending": self.buffer.size,
+            "lost": self.lost,
         }
 
     def _record(self) -> None:
