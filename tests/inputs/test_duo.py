@@ -11,6 +11,7 @@ import pytest
 
 from mantissa.inputs.base import CURSOR_NS, Runner, configured_inputs
 from mantissa.runtime import Runtime
+from tests.inputs.killtest import collect_once, kill_at_checkpoint, lake_rows
 from tests.inputs.stubs import DuoStub
 
 
@@ -32,11 +33,17 @@ def rows(data_dir: Path) -> list[tuple]:
     )
 
 
-def run(data_dir: Path, stub: DuoStub, skey: str = "duo-secret-key"):
+def write_config(data_dir: Path, stub: DuoStub, skey: str = "duo-secret-key", **extra: str) -> None:
+    opts = {"max_backoff": "2s", **extra}
     (data_dir / "mantissa.yaml").write_text(
         f"inputs:\n  duo:\n    type: duo\n    host: api-test.duosecurity.com\n    base_url: {stub.url}\n"
-        f"    ikey: {stub.ikey}\n    skey: {skey}\n    start: 1d\n    limit: 100\n    max_backoff: 2s\n    max_retries: 2\n"
+        f"    ikey: {stub.ikey}\n    skey: {skey}\n    start: 1d\n    limit: 100\n    max_retries: 2\n"
+        + "".join(f"    {k}: {v}\n" for k, v in opts.items())
     )
+
+
+def run(data_dir: Path, stub: DuoStub, skey: str = "duo-secret-key", **extra: str):
+    write_config(data_dir, stub, skey, **extra)
     rt = Runtime(data_dir)
     cls, cfg = configured_inputs(rt)["duo"]
     return rt, Runner(rt).cycle("duo", cls, cfg)
@@ -67,3 +74,59 @@ def test_bad_signature_is_auth_failure(data_dir: Path, stub: DuoStub) -> None:
     _, res = run(data_dir, stub, skey="wrong-secret")
     assert res.error_code == "input_auth_failed" and "Invalid signature" in res.error
     assert "wrong-secret" not in res.error
+    assert len(stub.requests) == 1  # a refused signature is not retried in a loop
+
+
+def test_429_storm_waits_and_completes(data_dir: Path, stub: DuoStub) -> None:
+    want = stub.add_auth(
+        150, dt.datetime.now(dt.UTC) - dt.timedelta(hours=3), dt.timedelta(minutes=1)
+    )
+    stub.throttle_next = 5  # more 429s in a row than max_retries: waits, not failures
+    _, res = run(data_dir, stub, logs="[authentication]", max_backoff="1s")
+    assert res.ok, res.error
+    assert sorted(lake_rows(data_dir, "duo")) == sorted(want)
+    assert sum(r["path"].startswith("/admin/v2/logs/authentication") for r in stub.requests) == 7
+
+
+def test_5xx_outage_keeps_the_checkpoint(data_dir: Path, stub: DuoStub) -> None:
+    want = stub.add_auth(
+        250, dt.datetime.now(dt.UTC) - dt.timedelta(hours=8), dt.timedelta(minutes=1)
+    )
+    real = stub.handle
+
+    def outage_after_first_page(h, body):  # page 1 answers, then Duo goes down
+        out = real(h, body)
+        if out[0] == 200:
+            stub.fail_next = 100
+        return out
+
+    stub.handle = outage_after_first_page  # type: ignore[method-assign]
+    rt, res = run(data_dir, stub, logs="[authentication]", max_backoff="1s")
+    assert not res.ok and "HTTP 503" in res.error and "Service unavailable" in res.error
+    assert len(lake_rows(data_dir, "duo")) == 100
+    cur = rt.state.get(CURSOR_NS, "duo")
+    page1_end = stub.auth[99]
+    assert cur["auth_window"]["next_offset"] == f"{page1_end['_ms']},{page1_end['txid']}"
+    assert "auth_mintime" not in cur  # not advanced past the pages it did not store
+    stub.handle, stub.fail_next = real, 0  # type: ignore[method-assign]
+    _, res2 = run(data_dir, stub, logs="[authentication]")
+    assert res2.ok, res2.error
+    final = lake_rows(data_dir, "duo")
+    assert len(final) == 250 and sorted(final) == sorted(want)
+
+
+@pytest.mark.slow
+def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path, stub: DuoStub) -> None:
+    want = stub.add_auth(
+        250, dt.datetime.now(dt.UTC) - dt.timedelta(hours=8), dt.timedelta(minutes=1)
+    )
+    write_config(data_dir, stub, logs="[authentication]")
+    proc = kill_at_checkpoint(data_dir, "duo", 2)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert len(lake_rows(data_dir, "duo")) == 200  # pages 1-2 durable, page 2's checkpoint lost
+    cur = Runtime(data_dir).state.get(CURSOR_NS, "duo")
+    assert cur["auth_window"]["next_offset"]  # resumes inside the fixed window after page 1
+    proc2 = collect_once(data_dir, "duo")
+    assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
+    final = lake_rows(data_dir, "duo")
+    assert len(final) == 250 and sorted(final) == sorted(want)  # no gap, no duplicate
