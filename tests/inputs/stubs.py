@@ -470,6 +470,9 @@ class SlackAuditStub(Stub):
         if self.throttle_next > 0:
             self.throttle_next -= 1
             return 429, {"Retry-After": "1"}, b'{"ok":false,"error":"ratelimited"}'
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return 503, {}, b'{"ok":false,"error":"service_unavailable"}'
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         lo, hi = int(q.get("oldest", 0)), int(q.get("latest", 2**40))
         rows = [e for e in self.entries if lo <= e["date_create"] <= hi]
@@ -521,6 +524,13 @@ class OnePasswordStub(Stub):
             return 404, {}, b'{"Error":{"Message":"Not Found"}}'
         if h.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {}, b'{"Error":{"Message":"Unauthorized"}}'
+        with self.lock:
+            if self.throttle_next > 0:  # 600/min, 30,000/h: 429, wait for the window reset
+                self.throttle_next -= 1
+                return 429, {}, b'{"Error":{"Message":"Too Many Requests"}}'
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 500, {}, b'{"Error":{"Message":"Internal Server Error"}}'
         req = json.loads(body or b"{}")
         if "cursor" in req:
             pos, limit = (int(x) for x in req["cursor"].split(":"))
