@@ -337,3 +337,17 @@ def test_percentile_question_runs_in_tsql(tmp_path: Path, stub: StubTds) -> None
     got = cli_json(duck_dir, "query", "p95 bytes per flow today")
     assert got["rows"] == expected["rows"], (got, expected)
     assert "APPROX_PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY [bytes])" in stub.batches[-1][1]
+
+
+def test_lake_https_url_from_azure_lake_urls() -> None:
+    from mantissa.engines.synapse import lake_https_url
+
+    assert (
+        lake_https_url("az://lake/prod/", "acct") == "https://acct.dfs.core.windows.net/lake/prod"
+    )
+    assert (
+        lake_https_url("abfss://lake@acct.dfs.core.windows.net/prod", None)
+        == "https://acct.dfs.core.windows.net/lake/prod"
+    )
+    assert lake_https_url("az://lake/prod", None) is None  # no account: register says how
+    assert lake_https_url("/var/lib/mantissa/lake", "acct") is None
