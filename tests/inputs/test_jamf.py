@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
 
 from mantissa.inputs.base import Runner, configured_inputs
 from mantissa.runtime import Runtime
@@ -40,16 +43,20 @@ def test_token_renewed_before_expiry(data_dir: Path) -> None:
 # -- user-account bearer tokens, default history paths, failures, XML webhooks --------
 
 
-def run_account(data_dir: Path, stub, password: str = "pw-jamf", **extra: str):
-    from tests.inputs.stub_jamf import JamfAccountStub
-
-    assert isinstance(stub, JamfAccountStub)
+def write_account_config(data_dir: Path, stub, password: str = "pw-jamf", **extra: str) -> None:
     opts = "".join(f"    {k}: {v}\n" for k, v in extra.items())
     (data_dir / "mantissa.yaml").write_text(
         f"inputs:\n  jamf:\n    type: jamf\n    url: https://acme.jamfcloud.com\n"
         f"    base_url: {stub.url}\n    username: auditor\n    password: {password}\n"
         "    page_size: 10\n    start: 1d\n    max_backoff: 2s\n" + opts
     )
+
+
+def run_account(data_dir: Path, stub, password: str = "pw-jamf", **extra: str):
+    from tests.inputs.stub_jamf import JamfAccountStub
+
+    assert isinstance(stub, JamfAccountStub)
+    write_account_config(data_dir, stub, password, **extra)
     rt = Runtime(data_dir)
     cls, cfg = configured_inputs(rt)["jamf"]
     return rt, Runner(rt).cycle("jamf", cls, cfg)
@@ -178,3 +185,71 @@ def test_webhook_xml_form_is_parsed(data_dir: Path) -> None:
         assert r2.status_code == 400 and "DOCTYPE" in r2.text
     finally:
         srv.stop()
+
+
+def notes(data_dir: Path) -> list[str]:
+    """The history note of every jamf row in the lake (duplicates kept)."""
+    from tests.inputs.killtest import lake_rows
+
+    return lake_rows(data_dir, "jamf", "message")
+
+
+def test_token_revoked_mid_run_is_renewed_once(data_dir: Path) -> None:
+    from tests.inputs.stub_jamf import JamfAccountStub
+
+    stub = JamfAccountStub(ttl=600)
+    try:
+        stub.add(30, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        real = stub.handle
+        revoked: list[int] = []
+
+        def revoke_after_first_page(h, body):  # the server drops the live token once
+            out = real(h, body)
+            if out[0] == 200 and "history" in h.path and not revoked:
+                revoked.append(1)
+                stub.tokens.clear()
+            return out
+
+        stub.handle = revoke_after_first_page  # type: ignore[method-assign]
+        _, res = run_account(data_dir, stub)
+        assert res.ok, res.error
+        assert sorted(notes(data_dir)) == sorted(f"changed setting {i}" for i in range(30))
+        assert stub.expired_used == 1 and stub.logins == 2  # one 401, one new login
+        # credentials refused on the new login: a clear auth error, no loop
+        stub.tokens.clear()
+        stub.password, revoked[:] = "pw-rotated", [1]
+        n = len(stub.requests)
+        _, bad = run_account(data_dir, stub)
+        assert bad.error_code == "input_auth_failed" and "auditor" in bad.error
+        assert len(stub.requests) == n + 1
+    finally:
+        stub.close()
+
+
+@pytest.mark.slow
+def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path) -> None:
+    from mantissa.inputs.base import CURSOR_NS
+    from tests.inputs.killtest import collect_once, kill_at_checkpoint
+    from tests.inputs.stub_jamf import HISTORY, JamfAccountStub
+
+    stub = JamfAccountStub(ttl=600)
+    try:
+        stub.add(40, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        write_account_config(data_dir, stub)
+        proc = kill_at_checkpoint(data_dir, "jamf", 3)
+        assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+        assert len(jamf_ids(data_dir)) == 30  # pages 1-3 durable, page 3's checkpoint lost
+        since = Runtime(data_dir).state.get(CURSOR_NS, "jamf")[HISTORY[0]]
+        proc2 = collect_once(data_dir, "jamf")
+        assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
+        final = notes(data_dir)
+        assert sorted(final) == sorted(f"changed setting {i}" for i in range(40))  # exact
+        # the resumed cycle re-read the range from the saved `since` (mid-range pages keep it)
+        filters = [
+            parse_qs(urlparse(r["path"]).query).get("filter", [""])[0]
+            for r in stub.requests
+            if r["path"].startswith(HISTORY[0])
+        ]
+        assert filters[-5] == f'date=ge="{since}"'  # page 0 of the resumed cycle
+    finally:
+        stub.close()
