@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from mantissa.inputs.base import Runner, configured_inputs
 from mantissa.runtime import Runtime
+from tests.inputs.killtest import collect_once, kill_at_checkpoint
 
 
 def trail(n: int, tag: str) -> bytes:
@@ -123,3 +125,32 @@ def test_from_bucket_backfill(data_dir: Path, aws, moto_url: str, cli) -> None:
     assert out.code == 0, out.err
     assert out.json()["events"] == 40
     assert sorted(ids(data_dir)) == sorted(f"b{k}-{i}" for k in range(4) for i in range(10))
+
+
+@pytest.mark.slow
+def test_kill_9_between_lake_write_and_delete(data_dir: Path, aws, moto_url: str) -> None:
+    s3, sqs, bucket, queue = aws
+    want = []
+    for k in range(3):
+        key = f"AWSLogs/1/CloudTrail/us-east-1/2026/11/29/k{k}.json.gz"
+        s3.put_object(Bucket=bucket, Key=key, Body=trail(40, f"k{k}"))
+        notify(sqs, queue, bucket, key)
+        want += [f"k{k}-{i}" for i in range(40)]
+    setup(data_dir, moto_url, bucket, queue)  # visibility_timeout: 2 (seconds)
+    proc = kill_at_checkpoint(data_dir, "trail", 2)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert len(ids(data_dir)) == 80  # objects 1-2 durable; 2's checkpoint and delete lost
+
+    def queued() -> int:
+        a = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]) + int(
+            a["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    assert queued() == 2  # only the first message was deleted (after its lake write)
+    time.sleep(2.5)  # the visibility timeout lapses: SQS redelivers messages 2 and 3
+    proc2 = collect_once(data_dir, "trail")
+    assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
+    final = ids(data_dir)
+    assert len(final) == 120 and sorted(final) == sorted(want)  # no gap, no duplicate
+    assert queued() == 0
