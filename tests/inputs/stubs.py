@@ -616,3 +616,52 @@ class JamfStub(Stub):
                 {"totalCount": len(rows), "results": rows[page * size : (page + 1) * size]}
             ).encode(),
         )
+
+
+class SqsStub(Stub):
+    """Amazon SQS over its JSON protocol (``POST /``, ``X-Amz-Target: AmazonSQS.<Action>``,
+    ``application/x-amz-json-1.0``, SigV4) with the documented common errors: 403
+    ``ExpiredTokenException``, 400 ``ThrottlingException``, 500 ``InternalFailure``
+    (docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html)."""
+
+    def __init__(self, access_key: str = "testing") -> None:
+        self.access_key = access_key
+        self.expired = False
+        self.actions: list[str] = []
+        super().__init__()
+
+    @staticmethod
+    def _error(status: int, kind: str, message: str) -> tuple[int, dict[str, str], bytes]:
+        body = {"__type": f"com.amazon.coral.service#{kind}", "message": message}
+        return status, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body).encode()
+
+    def handle(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        target = h.headers.get("X-Amz-Target", "")
+        if h.command != "POST" or not target.startswith("AmazonSQS."):
+            return self._error(400, "UnknownOperationException", "no X-Amz-Target")
+        auth = h.headers.get("Authorization", "")
+        if not auth.startswith(f"AWS4-HMAC-SHA256 Credential={self.access_key}/") or (
+            "/sqs/aws4_request" not in auth
+        ):
+            return self._error(403, "IncompleteSignature", "missing SigV4 signature")
+        action = target.removeprefix("AmazonSQS.")
+        with self.lock:
+            self.actions.append(action)
+            if self.expired:
+                return self._error(
+                    403,
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                )
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                return self._error(
+                    400, "ThrottlingException", "Rate exceeded for the request, try again"
+                )
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return self._error(500, "InternalFailure", "The request processing has failed")
+        req = json.loads(body or b"{}")
+        if action == "ReceiveMessage" and "QueueUrl" in req:
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, b"{}"
+        return self._error(400, "InvalidAction", f"{action} is not supported by this stub")

@@ -154,3 +154,46 @@ def test_kill_9_between_lake_write_and_delete(data_dir: Path, aws, moto_url: str
     final = ids(data_dir)
     assert len(final) == 120 and sorted(final) == sorted(want)  # no gap, no duplicate
     assert queued() == 0
+
+
+@pytest.fixture
+def sqs_stub(aws_env):
+    from tests.inputs.stubs import SqsStub
+
+    s = SqsStub()
+    yield s
+    s.close()
+
+
+def stub_cycle(data_dir: Path, stub):
+    (data_dir / "mantissa.yaml").write_text(
+        "inputs:\n  trail:\n    type: s3\n    source: cloudtrail\n"
+        f"    queue_url: {stub.url}/123456789012/trail\n    base_url: {stub.url}\n"
+        "    region: us-east-1\n    wait_secs: 0\n    max_retries: 2\n"
+    )
+    rt = Runtime(data_dir)
+    cls, cfg = configured_inputs(rt)["trail"]
+    return rt, Runner(rt).cycle("trail", cls, cfg)
+
+
+def test_sqs_throttling_5xx_and_expired_token(data_dir: Path, sqs_stub) -> None:
+    from mantissa.inputs.base import CURSOR_NS
+
+    sqs_stub.throttle_next = 2  # ThrottlingException twice: the SDK backs off and retries
+    rt, res = stub_cycle(data_dir, sqs_stub)
+    assert res.ok, res.error
+    assert sqs_stub.actions == ["ReceiveMessage"] * 3
+    before = rt.state.get(CURSOR_NS, "trail")
+    sqs_stub.fail_next = 100  # an SQS outage: max_retries + 1 attempts, then a clear error
+    _, res = stub_cycle(data_dir, sqs_stub)
+    assert not res.ok and res.error_code == "input_error"
+    assert "SQS ReceiveMessage: InternalFailure (HTTP 500)" in res.error
+    assert sqs_stub.actions.count("ReceiveMessage") == 3 + 3
+    assert rt.state.get(CURSOR_NS, "trail") == before
+    sqs_stub.fail_next, sqs_stub.expired = 0, True
+    n = len(sqs_stub.actions)
+    _, res = stub_cycle(data_dir, sqs_stub)
+    assert res.error_code == "input_auth_failed" and "ExpiredToken" in res.error
+    assert "security token included in the request is expired" in res.error
+    assert len(sqs_stub.actions) == n + 1  # an expired token is not retried in a loop
+    assert "DeleteMessage" not in sqs_stub.actions

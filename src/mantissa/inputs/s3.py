@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
-from mantissa.errors import InputError
+from mantissa.errors import InputAuthError, InputError
 from mantissa.inputs.base import Batch, Input, InputConfig
 
 MAX_OBJECT_BYTES = 2 * 1024 * 1024 * 1024
@@ -46,10 +46,28 @@ class S3Config(InputConfig):
     interval: float = 0.0
 
 
+AUTH_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "MissingAuthenticationToken",
+}
+
+
 def _clients(cfg: S3Config) -> tuple[Any, Any]:
     import boto3  # the aws extra
+    from botocore.config import Config
 
-    kw: dict[str, Any] = {}
+    # the SDK retries throttling and 5xx with backoff; `max_retries` bounds it as elsewhere
+    # (botocore's `max_attempts` in `retries` counts the retries, not the first request)
+    kw: dict[str, Any] = {
+        "config": Config(retries={"mode": "standard", "max_attempts": cfg.max_retries})
+    }
     if cfg.region:
         kw["region_name"] = cfg.region
     if cfg.base_url:
@@ -114,14 +132,7 @@ class S3(Input):
             obj = self.s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in (
-                "AccessDenied",
-                "InvalidAccessKeyId",
-                "SignatureDoesNotMatch",
-                "ExpiredToken",
-            ):
-                from mantissa.errors import InputAuthError
-
+            if code in AUTH_CODES:
                 raise InputAuthError(f"s3: {code} reading s3://{bucket}/{key}") from None
             raise InputError(f"s3: {code} reading s3://{bucket}/{key}") from None
         if obj.get("ContentLength", 0) > MAX_OBJECT_BYTES:
@@ -131,6 +142,25 @@ class S3(Input):
             data = gzip.decompress(data)
         return data
 
+    def _sqs(self, action: str, call: Callable[..., Any], **kwargs: Any) -> Any:
+        """One SQS call (the SDK has retried); its failure as a clear input error."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return call(**kwargs)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = err.get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            msg = f"s3: SQS {action}: {code} (HTTP {status}): {err.get('Message', '')}".rstrip()
+            if code in AUTH_CODES:
+                raise InputAuthError(
+                    msg, hint="check the AWS credentials and the queue's sqs:* permissions"
+                ) from None
+            raise InputError(msg) from None
+        except BotoCoreError as exc:
+            raise InputError(f"s3: SQS {action}: {type(exc).__name__}: {exc}") from None
+
     def batches(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         cfg: S3Config = self.config  # type: ignore[assignment]
         if cfg.from_bucket:
@@ -139,7 +169,9 @@ class S3(Input):
         cursor = dict(cursor or {})
         bad = 0
         while not self.stop.is_set():
-            resp = self.sqs.receive_message(
+            resp = self._sqs(
+                "ReceiveMessage",
+                self.sqs.receive_message,
                 QueueUrl=cfg.queue_url,
                 MaxNumberOfMessages=min(10, cfg.max_messages),
                 WaitTimeSeconds=cfg.wait_secs,
@@ -153,7 +185,12 @@ class S3(Input):
                 handle = m["ReceiptHandle"]
 
                 def delete(h: str = handle) -> None:
-                    self.sqs.delete_message(QueueUrl=cfg.queue_url, ReceiptHandle=h)
+                    self._sqs(
+                        "DeleteMessage",
+                        self.sqs.delete_message,
+                        QueueUrl=cfg.queue_url,
+                        ReceiptHandle=h,
+                    )
 
                 if refs is None:
                     bad += 1  # left on the queue: its redrive policy dead-letters it
