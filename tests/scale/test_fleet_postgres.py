@@ -365,3 +365,69 @@ def test_rule_index_is_cached_until_a_rule_changes(tmp_path: Path) -> None:
     sched.runtime.state.put(ENABLED_NS, RULE_HIT, False)  # `rules disable` in another process
     third = sched.rule_index()
     assert third is not second and not third.get(RULE_HIT).enabled
+
+
+def test_playbook_lease_covers_the_step_and_a_lost_lease_stops_the_run(tmp_path: Path) -> None:
+    """The execution lease is renewed for a step's whole timeout (not the first 60 s), and
+    a worker whose lease was taken over stops instead of running the next step twice."""
+    from mantissa.runtime import Runtime
+    from mantissa.soar.executor import Executor
+    from mantissa.soar.store import PlaybookStore
+    from mantissa.state.store import leases
+
+    hook = HookStub()
+    stub = HoldFirst(hook, "/hook/a", 2)
+    server = StubServer(stub)
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "mantissa.yaml").write_text("{}\n")
+        rt = Runtime(data)
+        PlaybookStore(rt).import_text(
+            yaml.safe_dump(
+                {
+                    "id": "long-step",
+                    "name": "long step",
+                    "version": "1.0.0",
+                    "status": "active",
+                    "trigger": {"type": "manual"},
+                    "steps": [
+                        {
+                            "id": s,
+                            "name": s,
+                            "action_type": "http_request",
+                            "timeout_seconds": 900,
+                            "parameters": {"url": f"{server.url}/hook/{s}", "body": {}},
+                            **({"depends_on": ["a"]} if s == "b" else {}),
+                        }
+                        for s in ("a", "b")
+                    ],
+                }
+            )
+        )
+        ex = Executor(rt)
+        eid = ex.start("long-step", input={})
+        assert eid
+        out: list[str] = []
+        t = threading.Thread(target=lambda: out.append(ex.run(eid)))
+        t.start()
+        assert stub.arrived.wait(30)
+        with rt.state.begin() as c:
+            exp = c.execute(
+                sa.select(leases.c.expires_at).where(leases.c.name == f"soar-exec:{eid}")
+            ).scalar()
+            exp = exp if exp.tzinfo else exp.replace(tzinfo=dt.UTC)
+            assert exp > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=800), exp
+            # another worker takes the execution over while step a is in flight
+            c.execute(
+                leases.update()
+                .where(leases.c.name == f"soar-exec:{eid}")
+                .values(owner="elsewhere:1:w", expires_at=exp)
+            )
+        t.join(60)
+        assert out == ["running"]
+        st = {s["id"]: s["status"] for s in Executor(rt).get(eid)["steps"]}
+        assert st == {"a": "succeeded", "b": "pending"}, "b is left to the new holder"
+        assert [r.path for r in server.journal] == ["/hook/a"]
+    finally:
+        server.close()

@@ -638,7 +638,7 @@ def _make_fs(
         ) from None
 
 
-_GCS_CLASSES: dict[type, type] = {}
+_GCS_CLASSES: dict[Any, type] = {}
 
 
 def _gcs_filesystem(opts: dict[str, Any], package: str, extra: str) -> Any:
@@ -652,7 +652,7 @@ def _gcs_filesystem(opts: dict[str, Any], package: str, extra: str) -> Any:
         ) from None
     # gcsfs's extended filesystem first asks Google's gRPC control plane for the bucket
     # layout (hierarchical/zonal); an emulator has no such API, so it gets the JSON-API one.
-    base: type = PlainGCS if opts.get("token") == "anon" else gcsfs.GCSFileSystem
+    base: Any = PlainGCS if opts.get("token") == "anon" else gcsfs.GCSFileSystem
     if base not in _GCS_CLASSES:
 
         def _open(self: Any, path: str, mode: str = "rb", **kwargs: Any) -> Any:

@@ -60,6 +60,10 @@ class ExecutionConflict(MantissaError):
     http_status = 409
 
 
+class _LeaseLost(Exception):
+    """This process's lease on an execution was taken over by another worker."""
+
+
 class StepFailed(MantissaError):
     code = "step_failed"
     http_status = 502
@@ -357,12 +361,30 @@ class Executor:
                 self._holding = True
                 try:
                     return self._run(eid, wait_retries)
+                except _LeaseLost:
+                    # another worker took the execution over (our lease had expired):
+                    # it runs the rest; we must not touch its steps or its lease
+                    self._holding = False
+                    log.warning("execution %s: lease lost to another worker; stopping", eid)
+                    return self._status(eid)
                 finally:
                     if self._holding:  # _finish drops it in its own transaction
                         self._release(eid)
             finally:
                 self._conn = self._rows = self._eid = self._seen = self._loaded = None
                 self._holding = False
+
+    def _hold(self, eid: str, ttl: float, conn: Any) -> None:
+        """Renew the execution's lease for ``ttl`` seconds inside ``conn``'s transaction.
+
+        The first lease lasts 60 s; a step may run for its ``timeout_seconds`` (and a
+        retry may sleep its backoff), so the lease is extended before each, or another
+        worker's crash recovery would take the execution over mid-step and run it twice.
+        """
+        if self._holding and not self.state.acquire_lease(
+            f"soar-exec:{eid}", self.owner, ttl, conn
+        ):
+            raise _LeaseLost(eid)
 
     @staticmethod
     def _read(conn: Any, eid: str) -> tuple[Any, dict[str, Any]]:
@@ -551,7 +573,10 @@ class Executor:
             if due and due > utcnow():
                 if not wait:
                     return "running"
-                time.sleep(max(0.0, (due - utcnow()).total_seconds()))
+                pause = max(0.0, (due - utcnow()).total_seconds())
+                with self._tx(read_state=False) as conn:
+                    self._hold(eid, pause + 60, conn)
+                time.sleep(pause)
         # condition
         try:
             if (
@@ -647,6 +672,7 @@ class Executor:
         now = utcnow()
         if not ex.dry_run:
             with self._tx() as conn:
+                self._hold(eid, step.timeout_seconds + 60, conn)
                 self._transition(
                     conn,
                     eid,
