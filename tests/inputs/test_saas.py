@@ -77,7 +77,7 @@ def test_onepassword_reset_cursor_then_cursor(data_dir: Path) -> None:
         assert len(ids(data_dir, "onepassword")) == len(a + b + c)
         n = len(s.requests)
         res = cycle(data_dir, y.replace("eyJ-test", "eyJ-bad"), "op")
-        assert res.error_code == "input_auth_failed" and "401" in res.error
+        assert res.error_code == "input_auth_failed" and "(401): Unauthorized" in res.error
         assert "eyJ-bad" not in res.error
         assert len(s.requests) == n + 1  # a refused token is not retried in a loop
     finally:
@@ -161,7 +161,7 @@ def test_onepassword_429_storm_and_5xx_outage(data_dir: Path, onepw: OnePassword
     more = onepw.add("signin", 10, now - dt.timedelta(minutes=5))
     onepw.fail_next = 100
     res = cycle(data_dir, op_yaml(onepw, feeds="[signinattempts]"), "op")
-    assert not res.ok and "HTTP 500 after 3 attempts" in res.error
+    assert not res.ok and "HTTP 500 after 3 attempts: Internal Server Error" in res.error
     assert Runtime(data_dir).state.get(CURSOR_NS, "op") == before
     onepw.fail_next = 0
     res = cycle(data_dir, op_yaml(onepw, feeds="[signinattempts]"), "op")

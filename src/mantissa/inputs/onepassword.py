@@ -47,6 +47,13 @@ class OnePassword(Input):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.config.secret('token')}"}
 
+    def error_detail(self, resp: Any) -> str:
+        """The Events API's ``{"Error": {"Message": ...}}`` error body."""
+        try:
+            return str(resp.json()["Error"]["Message"])
+        except (ValueError, KeyError, TypeError):
+            return super().error_detail(resp)
+
     def batches(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         cfg: OnePasswordConfig = self.config  # type: ignore[assignment]
         cursor = dict(cursor or {})
