@@ -140,6 +140,10 @@ class SparkEngine(QueryEngine):
             "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
             "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         }
+        if not self.connect_url and self.master.startswith("local"):
+            # Listing the committed files "in parallel" is one Spark task per file; in local
+            # mode those tasks run in this JVM anyway, so list on the driver instead.
+            defaults["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "100000"
         for k, v in {**defaults, **self.conf}.items():
             builder = builder.config(k, str(v))
         try:
