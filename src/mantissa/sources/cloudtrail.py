@@ -116,9 +116,10 @@ class CloudTrail(JsonSource):
             "AND NOT json_exists(raw, '$.digestStartTime') "
             "THEN 'not a CloudTrail event: eventName missing' END"
         ),
+        # a cheap substring test first: the JSON lookups then run only on candidate rows
         "_skip": (
-            "CASE WHEN json_exists(raw, '$.digestStartTime') OR "
-            "json_exists(raw, '$.digestPublicKeyFingerprint') THEN 'CloudTrail digest file' END"
+            "CASE WHEN contains(raw, 'digest') AND (json_exists(raw, '$.digestStartTime') OR "
+            "json_exists(raw, '$.digestPublicKeyFingerprint')) THEN 'CloudTrail digest file' END"
         ),
     }
 
