@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import pytest
 
 from mantissa.inputs.base import CURSOR_NS, Runner, configured_inputs
 from mantissa.runtime import Runtime
+from tests.inputs.killtest import collect_once, kill_at_checkpoint
 from tests.inputs.stub_crowdstrike import CID, CrowdStrikeStub
 
 SECRET = "cs-secret"
@@ -230,45 +227,12 @@ def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path) -> None:
     try:
         ids = stub.add(1000, NOW - dt.timedelta(hours=6), dt.timedelta(seconds=7))
         write_config(data_dir, stub)
-        script = textwrap.dedent(
-            f"""
-            import os, signal, sys
-            from mantissa.state import store
-            from mantissa.inputs.base import CURSOR_NS
-            real_put, seen = store.StateStore.put, []
-            def put(self, ns, key, value, conn=None):
-                if ns == CURSOR_NS and conn is None:
-                    seen.append(1)
-                    if len(seen) == 3:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                return real_put(self, ns, key, value, conn)
-            store.StateStore.put = put
-            from mantissa.cli.main import run
-            sys.exit(run(["--data-dir", {str(data_dir)!r}, "collect", "--once", "falcon"]))
-            """
-        )
-        env = {**os.environ, "CS_SECRET": SECRET}
-        proc = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, timeout=120
-        )
+        env = {"CS_SECRET": SECRET}
+        proc = kill_at_checkpoint(data_dir, "falcon", 3, env)
         assert proc.returncode == -9, proc.stderr.decode()[-2000:]
         assert len(lake_ids(data_dir)) == 600  # 3 batches durable, the 3rd not checkpointed
         assert Runtime(data_dir).state.get(CURSOR_NS, "falcon") == {"offsets": {"0": 1399}}
-        proc2 = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mantissa.cli.main",
-                "--data-dir",
-                str(data_dir),
-                "collect",
-                "--once",
-                "falcon",
-            ],
-            env=env,
-            capture_output=True,
-            timeout=120,
-        )
+        proc2 = collect_once(data_dir, "falcon", env)
         assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
         final = lake_ids(data_dir)
         assert len(final) == 1000 and sorted(final) == sorted(ids)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import pytest
 
 from mantissa.inputs.base import CURSOR_NS, Runner, configured_inputs
 from mantissa.runtime import Runtime
+from tests.inputs.killtest import collect_once, kill_at_checkpoint
 from tests.inputs.stub_salesforce import SalesforceStub
 
 SECRET = "sf-secret"
@@ -250,35 +247,13 @@ def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path, stub: Salesfor
     for i, et in enumerate(["Login", "API", "URI", "RestApi", "Logout"]):
         ids += stub.add_file(et, DAY - dt.timedelta(days=5 - i), 40)
     write_config(data_dir, stub, setup_audit_trail="false")
-    script = textwrap.dedent(
-        f"""
-        import os, signal, sys
-        from mantissa.state import store
-        from mantissa.inputs.base import CURSOR_NS
-        real_put, seen = store.StateStore.put, []
-        def put(self, ns, key, value, conn=None):
-            if ns == CURSOR_NS and conn is None:
-                seen.append(1)
-                if len(seen) == 3:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return real_put(self, ns, key, value, conn)
-        store.StateStore.put = put
-        from mantissa.cli.main import run
-        sys.exit(run(["--data-dir", {str(data_dir)!r}, "collect", "--once", "sfdc"]))
-        """
-    )
-    env = {**os.environ, "SF_SECRET": SECRET}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    env = {"SF_SECRET": SECRET}
+    proc = kill_at_checkpoint(data_dir, "sfdc", 3, env)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert len(lake_ids(data_dir)) == 120  # 3 files durable, the 3rd not checkpointed
     cur = Runtime(data_dir).state.get(CURSOR_NS, "sfdc")
     assert set(cur["event_log_files"]["files"]) == {stub.files[0]["Id"], stub.files[1]["Id"]}
-    proc2 = subprocess.run(
-        [sys.executable, "-m", "mantissa.cli.main", "--data-dir", str(data_dir), *CMD],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
+    proc2 = collect_once(data_dir, "sfdc", env)
     assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
     final = lake_ids(data_dir)
     assert len(final) == 200 and sorted(final) == sorted(ids)

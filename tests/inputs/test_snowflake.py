@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -17,6 +13,7 @@ pytest.importorskip("snowflake.connector", reason="pip install -e '.[dev]' (snow
 
 from mantissa.inputs.base import CURSOR_NS, Runner, configured_inputs
 from mantissa.runtime import Runtime
+from tests.inputs.killtest import collect_once, kill_at_checkpoint
 from tests.inputs.stub_snowflake import SnowflakeStub
 
 PASSWORD = "sf-pass"
@@ -207,34 +204,14 @@ def test_kill_9_between_lake_write_and_checkpoint(data_dir: Path, stub: Snowflak
     for day in (3, 2, 1):  # one day-window each, all complete
         ids += stub.add("LOGIN_HISTORY", 50, NOW - day * 24 * H + H, dt.timedelta(minutes=10))
     write_config(data_dir, stub, views="[LOGIN_HISTORY]", window_secs="1d", start="3d")
-    script = textwrap.dedent(
-        f"""
-        import os, signal, sys
-        from mantissa.state import store
-        from mantissa.inputs.base import CURSOR_NS
-        real_put, seen = store.StateStore.put, []
-        def put(self, ns, key, value, conn=None):
-            if ns == CURSOR_NS and conn is None:
-                seen.append(1)
-                if len(seen) == 3:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return real_put(self, ns, key, value, conn)
-        store.StateStore.put = put
-        from mantissa.cli.main import run
-        sys.exit(run(["--data-dir", {str(data_dir)!r}, "collect", "--once", "snow"]))
-        """
-    )
-    env = {**os.environ, "SF_PASSWORD": PASSWORD}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    env = {"SF_PASSWORD": PASSWORD}
+    proc = kill_at_checkpoint(data_dir, "snow", 3, env)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert sorted(lake_ids(data_dir)) == sorted(ids)  # 3 windows durable
     saved = Runtime(data_dir).state.get(CURSOR_NS, "snow")["LOGIN_HISTORY"]
     assert saved == stub.windows[1][2].isoformat()  # ... but only 2 checkpointed
     stub.windows.clear()
-    cmd = [sys.executable, "-m", "mantissa.cli.main", "--data-dir", str(data_dir)]
-    proc2 = subprocess.run(
-        [*cmd, "collect", "--once", "snow"], env=env, capture_output=True, timeout=120
-    )
+    proc2 = collect_once(data_dir, "snow", env)
     assert proc2.returncode == 0, proc2.stderr.decode()[-2000:]
     assert stub.windows[0][1].isoformat() == saved  # the 3rd window read again
     final = lake_ids(data_dir)
