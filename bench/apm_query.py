@@ -66,14 +66,14 @@ def timed(label: str, fn, repeat: int = 1) -> object:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--data-dir", type=Path, help="reuse (or create) this lake")
     ap.add_argument("--keep-rollups", action="store_true", help="do not drop rollups first")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="mantissa-bench-apm-q-"))
     marker = data_dir / "bench-end.txt"
     if not marker.exists():

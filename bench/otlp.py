@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import gzip
 import random
 import statistics
@@ -182,8 +181,7 @@ def bench_ingest(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mantissa-bench-otlp-"))
     rt = Runtime(tmp)
     token = TokenStore(rt.state).create("ingest")[1]
-    with socket_port() as port:
-        pass
+    port = free_port()
     proc = start_serve(tmp, port, args.decode_workers)
     url = f"http://127.0.0.1:{port}"
     ps = psutil.Process(proc.pid)
@@ -264,87 +262,22 @@ def bench_ingest(args: argparse.Namespace) -> None:
     proc.wait(30)
 
 
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
+def free_port() -> int:
+    """A port nobody listens on right now (the server binds it a moment later)."""
+    import socket
 
-        s = socket.socket()
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        return self.port
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+        return int(s.getsockname()[1])
 
 
 def bench_queries(args: argparse.Namespace) -> None:
-    import pyarrow as pa
+    """The query half: ``bench/apm_query.py`` over ``--query-spans`` spans of a day."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import apm_query
 
-    from mantissa.apm import demo, lake, otlp, queries, service_map
-    from mantissa.runtime import Runtime
-
-    tmp = Path(tempfile.mkdtemp(prefix="mantissa-bench-apm-q-"))
-    rt = Runtime(tmp)
-    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    per_min = max(1, round(args.query_spans / 8.5 / 1440))
-    print(f"\nwriting ~{args.query_spans} spans over 24 h ...", flush=True)
-    t0 = time.perf_counter()
-    limits = otlp.Limits(max_items=10**9, max_age_days=365)
-    batch: list[pa.Table] = []
-    n = 0
-    for req in demo.generate(end, seed=3, hours=24, rate_per_min=per_min):
-        batch.append(otlp.traces_to_table(req, limits).table)
-        if sum(t.num_rows for t in batch) > 200_000:
-            n += lake.write_table(rt.storage, lake.TRACES, pa.concat_tables(batch)).rows
-            batch = []
-    if batch:
-        n += lake.write_table(rt.storage, lake.TRACES, pa.concat_tables(batch)).rows
-    print(
-        f"{n} spans written in {time.perf_counter() - t0:.0f}s "
-        f"({len(lake.all_files(rt.storage, lake.TRACES))} files)"
-    )
-
-    def timed(label: str, fn, repeat: int = 1) -> object:
-        best = float("inf")
-        out = None
-        for _ in range(repeat):
-            t = time.perf_counter()
-            out = fn()
-            best = min(best, time.perf_counter() - t)
-        print(f"  {label:<38} {best * 1000:>9.1f} ms")
-        return out
-
-    day = queries.Window(end - dt.timedelta(hours=24), None)
-    hour = queries.Window(end - dt.timedelta(hours=1), None)
-    timed("services, full day (cold)", lambda: queries.services(rt.storage, day))
-    timed(
-        "service map, full day (cold)",
-        lambda: service_map.service_map(rt.storage, day, cache=False),
-    )
-    timed("services, 1 h", lambda: queries.services(rt.storage, hour), 3)
-    timed("service map, 1 h", lambda: service_map.service_map(rt.storage, hour, cache=False), 3)
-    service_map.service_map(rt.storage, day)
-    timed("service map, full day (cached)", lambda: service_map.service_map(rt.storage, day), 5)
-    con = lake.connection()
-    files = lake.all_files(rt.storage, lake.TRACES)
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT trace_id FROM read_parquet(?) USING SAMPLE 20 ROWS", [files]
-        ).fetchall()
-    ]
-    con.close()
-    lat = []
-    for tid in ids:
-        t = time.perf_counter()
-        queries.trace(rt.storage, tid)
-        lat.append((time.perf_counter() - t) * 1000)
-    lat.sort()
-    print(
-        f"  {'trace by id (p50 / max of ' + str(len(lat)) + ')':<38} "
-        f"{statistics.median(lat):>9.1f} ms / {lat[-1]:.1f} ms"
-    )
+    print(f"\nAPM queries over ~{args.query_spans} spans (bench/apm_query.py):", flush=True)
+    apm_query.main(["--spans", str(args.query_spans)])
 
 
 def main() -> None:
