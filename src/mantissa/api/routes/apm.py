@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from mantissa.api import background
 from mantissa.api.auth import Role, require
+from mantissa.api.body import read_body
 from mantissa.api.middleware import no_audit
 from mantissa.api.routers import register
 from mantissa.apm import otlp, queries, service_map
@@ -84,26 +85,6 @@ def _status(
     return Response(body, status_code=status, media_type=ctype, headers=headers or None)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise PayloadTooLarge(
-                    f"request body over the {limit}-byte limit (apm.max_body_bytes)"
-                )
-        except ValueError:
-            raise IngestError("invalid Content-Length") from None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body over the {limit}-byte limit (apm.max_body_bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _export(request: Request, signal: str, principal: Any) -> Response:
     media = otlp.media_type(request.headers.get("content-type"))
     if isinstance(principal, MantissaError):
@@ -128,7 +109,7 @@ async def _export(request: Request, signal: str, principal: Any) -> Response:
         return _status(request, 503, exc.code, exc.message, media, **{"Retry-After": "5"})
     try:
         try:
-            wire = await _read_body(request, cfg.max_body_bytes)
+            wire = await read_body(request, cfg.max_body_bytes, "apm.max_body_bytes")
         except ClientDisconnect:
             return _status(request, 400, "bad_request", "client disconnected", media)
         body = otlp.decompress(

@@ -43,6 +43,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from mantissa.api.auth import Role, require, role_allows
+from mantissa.api.body import read_body
 from mantissa.api.errors import error_responses
 from mantissa.api.middleware import no_audit
 from mantissa.api.routers import register
@@ -73,28 +74,10 @@ _require_ingest = require(Role.ingest)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise PayloadTooLarge(
-                    f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)"
-                )
-        except ValueError:
-            raise IngestError("invalid Content-Length") from None
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)"
-                )
-            chunks.append(chunk)
+        return await read_body(request, limit, "receivers.http.max_body_bytes")
     except ClientDisconnect:
         raise IngestError("client disconnected before the body was complete") from None
-    return b"".join(chunks)
 
 
 async def _body(request: Request) -> bytes:
