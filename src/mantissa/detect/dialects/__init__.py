@@ -120,7 +120,21 @@ def render(tree: exp.Expression, dialect: str, pretty: bool = False) -> str:
     return dialect_class(dialect)().generate(tree, pretty=pretty)
 
 
+def struct_path(quote: str) -> Any:
+    """Render ``StructField`` as ``base."a"."b"`` with the dialect's identifier quote."""
+    return lambda self, e: (
+        self.sql(e, "this") + "".join(f".{quote}{k}{quote}" for k in keys_of(e, "keys"))
+    )
+
+
+def not_coalesce(self: Any, e: exp.Expression) -> str:
+    """``NotTrue`` where the dialect has booleans: a missing value is not true."""
+    return f"NOT COALESCE({self.sql(e, 'this')}, FALSE)"
+
+
 def transforms(**fns: Any) -> dict[type[exp.Expression], Any]:
+    """Renderers of our expression nodes for one dialect; ``not_true`` defaults to
+    :func:`not_coalesce`."""
     mapping = {
         "json_scalar": JsonScalar,
         "struct_field": StructField,
@@ -128,4 +142,5 @@ def transforms(**fns: Any) -> dict[type[exp.Expression], Any]:
         "epoch_seconds": EpochSeconds,
         "not_true": NotTrue,
     }
+    fns = {"not_true": not_coalesce, **fns}
     return {mapping[k]: v for k, v in fns.items()}

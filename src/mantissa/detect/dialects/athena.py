@@ -11,6 +11,7 @@ from mantissa.detect.dialects import (
     json_path_bracket,
     keys_of,
     lit,
+    struct_path,
     substitute_element,
     transforms,
 )
@@ -46,11 +47,8 @@ class MantissaDialect(Trino):
                     f"json_extract_scalar({self.sql(e, 'this')}, "
                     f"{lit(json_path_bracket(keys_of(e, 'keys')))})"
                 ),
-                struct_field=lambda self, e: (
-                    self.sql(e, "this") + "".join(f'."{k}"' for k in keys_of(e, "keys"))
-                ),
+                struct_field=struct_path('"'),
                 any_element=_any,
                 epoch_seconds=lambda self, e: f"to_unixtime({self.sql(e, 'this')})",
-                not_true=lambda self, e: f"NOT COALESCE({self.sql(e, 'this')}, FALSE)",
             ),
         }

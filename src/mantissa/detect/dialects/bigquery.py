@@ -13,6 +13,7 @@ from mantissa.detect.dialects import (
     json_path_quoted,
     keys_of,
     lit,
+    struct_path,
     substitute_element,
     transforms,
 )
@@ -48,11 +49,8 @@ class MantissaDialect(BigQuery):
                 json_scalar=lambda self, e: (
                     f"JSON_VALUE({self.sql(e, 'this')}, {lit(json_path_quoted(keys_of(e, 'keys')))})"
                 ),
-                struct_field=lambda self, e: (
-                    self.sql(e, "this") + "".join(f".`{k}`" for k in keys_of(e, "keys"))
-                ),
+                struct_field=struct_path("`"),
                 any_element=_any,
                 epoch_seconds=lambda self, e: f"UNIX_SECONDS({self.sql(e, 'this')})",
-                not_true=lambda self, e: f"NOT COALESCE({self.sql(e, 'this')}, FALSE)",
             ),
         }

@@ -9,6 +9,7 @@ from mantissa.detect.dialects import (
     json_path_quoted,
     keys_of,
     lit,
+    struct_path,
     substitute_element,
     transforms,
 )
@@ -38,11 +39,8 @@ class MantissaDialect(DuckDB):
                     f"json_extract_string({self.sql(e, 'this')}, "
                     f"{lit(json_path_quoted(keys_of(e, 'keys')))})"
                 ),
-                struct_field=lambda self, e: (
-                    self.sql(e, "this") + "".join(f'."{k}"' for k in keys_of(e, "keys"))
-                ),
+                struct_field=struct_path('"'),
                 any_element=_any,
                 epoch_seconds=lambda self, e: f"epoch({self.sql(e, 'this')})",
-                not_true=lambda self, e: f"NOT COALESCE({self.sql(e, 'this')}, FALSE)",
             ),
         }
