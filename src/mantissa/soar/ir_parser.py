@@ -28,6 +28,8 @@ from mantissa.soar.model import slug
 _USER = "{{ alert.entities.user }}"
 _IP = "{{ alert.entities.ip }}"
 _HOST = "{{ alert.entities.host }}"
+# a run with ``--input`` (no alert) still reads well in notifications and tickets
+_TITLE = "{{ alert.rule_title | default('manual run') }}"
 
 # (phrases, action_type, parameters, requires_approval); first match wins, order matters
 RULES: list[tuple[tuple[str, ...], str, dict[str, Any], bool]] = [
@@ -70,7 +72,7 @@ RULES: list[tuple[tuple[str, ...], str, dict[str, Any], bool]] = [
             "block user",
         ),
         "disable_user",
-        {"user_id": _USER, "reason": "{{ alert.rule_title }}"},
+        {"user_id": _USER, "reason": _TITLE},
         True,
     ),
     (
@@ -189,7 +191,7 @@ RULES: list[tuple[tuple[str, ...], str, dict[str, Any], bool]] = [
         "create_ticket",
         {
             "system": "jira",
-            "title": "{{ alert.rule_title }}",
+            "title": _TITLE,
             "description": "{{ alert.description | default('') }}",
         },
         False,
@@ -208,7 +210,7 @@ RULES: list[tuple[tuple[str, ...], str, dict[str, Any], bool]] = [
             "tell the",
         ),
         "send_notification",
-        {"destination": "slack", "message": "{{ alert.rule_title }}: {{ alert.id }}"},
+        {"destination": "slack", "message": _TITLE + ": {{ alert.id | default('manual run') }}"},
         False,
     ),
     (
