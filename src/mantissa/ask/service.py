@@ -412,7 +412,8 @@ def answer(
         if explain:
             out.summary = f"Would run on {plan.table} over {plan.time_range.label} ({plan.intent})."
             break
-        ckey = f"{plan.key()}|{lex.watermark}"
+        # per engine: a deployment that switches engines re-runs instead of replaying
+        ckey = f"{plan.key()}|{lex.watermark}|{engine.type}"
         cached = (
             runtime.state.get(ANSWER_NAMESPACE, ckey)
             if (llm_cfg is None or llm_cfg.cache_enabled)
