@@ -159,9 +159,7 @@ class LocalStorage(Storage):
         return d
 
 
-def open_storage(
-    url: str | None, default_root: Path, endpoint_url: str | None = None
-) -> Storage:
+def open_storage(url: str | None, default_root: Path, endpoint_url: str | None = None) -> Storage:
     """Open the lake at ``url``: a local path, or ``s3://``, ``gs://``, ``az://`` object storage."""
     if url is None:
         return LocalStorage(default_root)
