@@ -10,12 +10,15 @@ probability (OTel ``th`` in ``tracestate``), span and error counts are weighted 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from mantissa.apm import lake
 from mantissa.errors import MantissaError, NotFound
+
+log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|sec|m|min|h|d|w)?\s*$", re.I)
 _UNITS = {
@@ -325,10 +328,14 @@ def trace_logs(runtime: Any, tree: dict[str, Any], limit: int = 200) -> list[dic
         f"WHERE trace_id = '{tid.lower()}' AND event_time >= TIMESTAMPTZ '{lo}' "
         f"AND event_time < TIMESTAMPTZ '{hi}' ORDER BY event_time LIMIT {int(limit)}"
     )
+    if "events" not in runtime.engine.tables():
+        return []  # no log table in the lake yet: nothing can carry the trace id
     try:
         res = runtime.engine.execute(sql)
-    except MantissaError:
-        return []  # no log table carries trace ids yet
+    except MantissaError as exc:
+        # the waterfall still shows the spans; the reason is logged, not swallowed
+        log.warning("log lines of trace %s could not be read: %s", tid, exc)
+        return []
     return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
 
 
