@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import os
 import shutil
 from typing import Any
 
@@ -29,15 +28,9 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-if not os.environ.get("MANTISSA_SPARK_LIBRARY"):
-    # ~30 Spark jobs for the rules plus one per distinct question: tens of minutes on a
-    # busy 2-core machine, too long for every CI run. Opt in to run it.
-    pytest.skip(
-        "the full-library cross-engine run is opt-in: set MANTISSA_SPARK_LIBRARY=1",
-        allow_module_level=True,
-    )
-
-pytestmark = pytest.mark.slow
+# ~32 Spark jobs for the rule library and 67 for the questions: about 4 minutes on an idle
+# 2-core machine, longer beside the rest of the suite
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 from tests.nlq.conftest import nlq_lake  # noqa: E402, F401 - the evaluation lake fixture
 
@@ -93,7 +86,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
 
 
 def _engines(rt: Any) -> tuple[Any, Any]:
-    # one SparkSession per process (engines share it by master); views follow the lake
+    # one Spark application per process; each engine works in its own session of it
     return rt.make_engine("duckdb", max_rows=1_000_000), rt.make_engine(
         "spark", master="local[2]", max_rows=1_000_000, timeout_secs=900
     )

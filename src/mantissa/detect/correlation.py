@@ -171,6 +171,7 @@ def metric_columns(
                     this=exp.If(
                         this=exp.EQ(this=exp.column("ref"), expression=exp.Literal.string(a)),
                         true=t.copy(),
+                        false=exp.Null(),  # Spark's if() takes exactly three arguments
                     )
                 ),
                 partition,
@@ -180,6 +181,7 @@ def metric_columns(
                     this=exp.If(
                         this=exp.EQ(this=exp.column("ref"), expression=exp.Literal.string(b)),
                         true=t.copy(),
+                        false=exp.Null(),  # Spark's if() takes exactly three arguments
                     )
                 ),
                 partition,

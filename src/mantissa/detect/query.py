@@ -135,15 +135,16 @@ def evidence_columns(schema: TableSchema) -> list[str]:
     from mantissa.sources.base import COMMON_COLUMNS
 
     tcol = time_column(schema.table)
-    common = [
-        c for c in COMMON_COLUMNS if c in schema.columns and c not in HIDDEN_COLUMNS and c != tcol
-    ]
+    # the time column comes back once, as ``event_time``; a table whose own ``event_time``
+    # is not its time column (metrics, traces) must not return a second one
+    skip = {tcol, "event_time", *HIDDEN_COLUMNS}
+    common = [c for c in COMMON_COLUMNS if c in schema.columns and c not in skip]
     if common:
         return common
     return [
         c
         for c, t in schema.columns.items()
-        if t.kind in ("text", "number", "bool") and c not in HIDDEN_COLUMNS and c != tcol
+        if t.kind in ("text", "number", "bool") and c not in skip
     ][:20]
 
 
@@ -362,7 +363,9 @@ def pack_tree(
     )
     partition = [exp.column("rule_id"), exp.column("g0")]
     metrics, _ = metric_columns(Aggregation(), partition)
-    return _finish([("scan", scan), ("r", ruleset), ("hits", hits)], metrics, None, partition)
+    return _finish(
+        [("scan", scan), ("r", ruleset), ("hits", hits)], metrics, None, partition, evcols
+    )
 
 
 def _case_k(values: list[tuple[int, exp.Expression]], default: exp.Expression) -> exp.Expression:
@@ -455,12 +458,7 @@ def _pack_mixed(
     buckets = [
         (
             i,
-            exp.Floor(
-                this=exp.Div(
-                    this=EpochSeconds(this=exp.column("event_time", "scan")),
-                    expression=exp.Literal.number(r.aggregation.timeframe_secs),
-                )
-            ),
+            time_bucket(exp.column("event_time", "scan"), r.aggregation.timeframe_secs),
         )
         for i, r in enumerate(rules)
         if r.aggregation is not None and r.aggregation.timeframe_secs
@@ -510,6 +508,7 @@ def _pack_mixed(
         metrics,
         exp.Paren(this=exp.or_(*conds)),
         partition,
+        cols,
     )
     tree.set(
         "expressions",
@@ -523,9 +522,17 @@ def _finish(
     metrics: list[exp.Expression],
     cond: exp.Expression | None,
     partition: list[exp.Expression],
+    evcols: list[str],
 ) -> exp.Expression:
     rn = window(partition, exp.column("event_time"))
     rn.set("this", exp.Anonymous(this="ROW_NUMBER"))
+    # Events at the same instant: order them by their id too, so that every engine keeps
+    # the same evidence rows (rn <= EVIDENCE_ROWS) and numbers them alike.
+    tie = next((c for c in ("event_id", "span_id") if c in evcols), None)
+    if tie is not None:
+        rn.args["order"].append(
+            "expressions", exp.Ordered(this=exp.column(tie, quoted=True), nulls_first=False)
+        )
     ev = exp.select(
         exp.Column(this=exp.Star(), table=exp.to_identifier("hits")), *metrics, exp.alias_(rn, "rn")
     ).from_(exp.to_table("hits"))
@@ -561,13 +568,9 @@ def aggregate_tree(
         for i, g in enumerate(b.groups):
             cols.append(exp.alias_(g.copy(), f"g{i}"))
         if agg.timeframe_secs:
-            bucket = exp.Floor(
-                this=exp.Div(
-                    this=EpochSeconds(this=exp.column(tcol, quoted=True)),
-                    expression=exp.Literal.number(agg.timeframe_secs),
-                )
+            cols.append(
+                exp.alias_(time_bucket(exp.column(tcol, quoted=True), agg.timeframe_secs), "bucket")
             )
-            cols.append(exp.alias_(bucket, "bucket"))
         if b.value is not None:
             cols.append(exp.alias_(b.value.copy(), "agg_field"))
         where = _with_exclusion(b.where, exclusions.get(compiled.rule.id), b.schema)
@@ -585,7 +588,17 @@ def aggregate_tree(
     if agg.timeframe_secs:
         partition.append(exp.column("bucket"))
     metrics, cond = metric_columns(agg, partition)
-    return _finish([("hits", hits)], metrics, cond, partition)
+    return _finish([("hits", hits)], metrics, cond, partition, evcols)
+
+
+def time_bucket(column: exp.Expression, secs: int) -> exp.Expression:
+    """The aggregation window a timestamp falls in, as a BIGINT on every engine.
+
+    ``floor()`` is DOUBLE in DuckDB and BIGINT in Spark; the cast gives one result model.
+    """
+    epoch = EpochSeconds(this=column)
+    floor = exp.Floor(this=exp.Div(this=epoch, expression=exp.Literal.number(secs)))
+    return exp.cast(floor, exp.DataType.build("BIGINT"))
 
 
 def pack(rules: list[CompiledRule]) -> list[list[CompiledRule]]:

@@ -19,6 +19,7 @@ the engine rewrites ``s3://`` to ``s3a://`` for it. See docs/scale.md.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
@@ -43,6 +44,19 @@ from mantissa.sources.base import COMMON_COLUMNS
 
 _SESSIONS: dict[str, Any] = {}
 _SESSION_LOCK = threading.Lock()
+# SQL settings every engine session runs with (a new session starts from Spark's defaults)
+_RUNTIME_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.parquet.mergeSchema": "false",
+    # vendor tables carry columns differing only in case (``source``/``Source``)
+    "spark.sql.caseSensitive": "true",
+    # Constraint propagation infers filters from every aliased expression; over a packed
+    # rule unit (a CASE and a match flag per rule, OR-ed per rule) it grows exponentially
+    # and the optimizer never finishes. The SQL carries its own filters.
+    "spark.sql.constraintPropagation.enabled": "false",
+}
 
 
 def spark_type(duckdb_type: str) -> str:
@@ -77,9 +91,26 @@ def _now_to_current_timestamp(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def _percentiles(tree: exp.Expression) -> exp.Expression:
+    """DuckDB's ``quantile_cont(x, p)`` as Spark's ``percentile(x, p)``.
+
+    sqlglot writes ``percentile_cont(x, p)``, which Spark 4 rejects (it takes only the
+    WITHIN GROUP form); ``percentile`` is the same exact, linearly interpolated value.
+    """
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None:
+            return exp.Anonymous(
+                this="percentile", expressions=[node.this.copy(), node.expression.copy()]
+            )
+        return node
+
+    return tree.transform(fix)
+
+
 def to_spark_sql(tree: exp.Expression) -> str:
     """Spark SQL for a guarded DuckDB-dialect tree, with the fixes sqlglot does not make."""
-    return _now_to_current_timestamp(tree).sql(dialect="spark")
+    return _percentiles(_now_to_current_timestamp(tree)).sql(dialect="spark")
 
 
 class SparkEngine(QueryEngine):
@@ -108,15 +139,47 @@ class SparkEngine(QueryEngine):
         self.usd_per_tb = usd_per_tb
         self.budget = Budget(storage, self.type, **budget_options(options))
         self._registered: tuple[tuple[str, int], ...] | None = None
+        self._session: Any = None
 
     # -- session ------------------------------------------------------------------
     @property
     def spark(self) -> Any:
-        key = self.connect_url or self.master
-        with _SESSION_LOCK:
-            if key not in _SESSIONS:
-                _SESSIONS[key] = self._build_session()
-            return _SESSIONS[key]
+        """This engine's own session: temp views and SQL conf isolated from other engines.
+
+        One Spark application (JVM, executors, caches) serves every engine on the same
+        master; each engine works in a ``newSession()`` of it, so two engines over two
+        lakes (a test's lake and the demo's, two tenants) never see each other's views.
+        """
+        if self._session is None:
+            key = self.connect_url or self.master
+            with _SESSION_LOCK:
+                if key not in _SESSIONS:
+                    _SESSIONS[key] = self._build_session()
+                base = _SESSIONS[key]
+            session = base.newSession()
+            for k, v in self._settings().items():
+                if k.startswith("spark.sql.") and session.conf.isModifiable(k):
+                    session.conf.set(k, v)  # static ones came with the application
+            self._session = session
+        return self._session
+
+    def _settings(self) -> dict[str, str]:
+        """Spark settings: ours, then ``engine.conf`` from mantissa.yaml on top."""
+        defaults = {
+            **_RUNTIME_CONF,
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        }
+        if not self.connect_url and self.master.startswith("local"):
+            # Listing the committed files "in parallel" is one Spark task per file; in local
+            # mode those tasks run in this JVM anyway, so list on the driver instead.
+            defaults["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "100000"
+            # Spark's 1 GB default heap thrashes in GC on the packed rule library's plans
+            # (hundreds of predicates per scan) and can die collecting the result
+            defaults["spark.driver.memory"] = "3g"
+        return {k: str(v) for k, v in {**defaults, **self.conf}.items()}
 
     def _build_session(self) -> Any:
         try:
@@ -129,22 +192,7 @@ class SparkEngine(QueryEngine):
         builder = (
             builder.remote(self.connect_url) if self.connect_url else builder.master(self.master)
         )
-        defaults = {
-            "spark.sql.session.timeZone": "UTC",
-            "spark.ui.enabled": "false",
-            "spark.sql.shuffle.partitions": "8",
-            "spark.sql.execution.arrow.pyspark.enabled": "true",
-            "spark.sql.parquet.mergeSchema": "false",
-            # vendor tables carry columns differing only in case (``source``/``Source``)
-            "spark.sql.caseSensitive": "true",
-            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
-        }
-        if not self.connect_url and self.master.startswith("local"):
-            # Listing the committed files "in parallel" is one Spark task per file; in local
-            # mode those tasks run in this JVM anyway, so list on the driver instead.
-            defaults["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "100000"
-        for k, v in {**defaults, **self.conf}.items():
+        for k, v in self._settings().items():
             builder = builder.config(k, str(v))
         try:
             session = builder.getOrCreate()
@@ -155,6 +203,12 @@ class SparkEngine(QueryEngine):
             ) from None
         if not self.connect_url:
             session.sparkContext.setLogLevel("ERROR")
+        # PySpark logs every failed query as a JSON stack trace on stderr; the caller gets
+        # the error (first line, with its SQLSTATE) as a QueryError instead
+        from pyspark.logger import PySparkLogger
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
         return session
 
     def _uri(self, uri: str) -> str:

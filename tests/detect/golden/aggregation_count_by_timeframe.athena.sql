@@ -17,7 +17,7 @@ WITH hits AS (
     "trace_id",
     "event_time" AS event_time,
     COALESCE("sourceIPAddress", '') AS g0,
-    FLOOR(CAST(to_unixtime("event_time") AS DOUBLE) / 300) AS bucket
+    CAST(FLOOR(CAST(to_unixtime("event_time") AS DOUBLE) / 300) AS BIGINT) AS bucket
   FROM cloudtrail
   WHERE
     "event_time" >= CAST('2026-11-01T00:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)
@@ -32,7 +32,7 @@ WITH hits AS (
     MIN(event_time) OVER (PARTITION BY rule_id, g0, bucket) AS first_seen,
     MAX(event_time) OVER (PARTITION BY rule_id, g0, bucket) AS last_seen,
     COUNT(*) OVER (PARTITION BY rule_id, g0, bucket) AS agg_value,
-    ROW_NUMBER() OVER (PARTITION BY rule_id, g0, bucket ORDER BY event_time) AS rn
+    ROW_NUMBER() OVER (PARTITION BY rule_id, g0, bucket ORDER BY event_time, "event_id") AS rn
   FROM hits
 )
 SELECT

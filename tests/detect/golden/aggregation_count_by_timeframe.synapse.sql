@@ -17,7 +17,7 @@ WITH hits AS (
     [trace_id] AS [trace_id],
     [event_time] AS event_time,
     COALESCE([sourceIPAddress], '') AS g0,
-    FLOOR(CAST(DATEDIFF_BIG(SECOND, '1970-01-01T00:00:00', [event_time]) AS FLOAT) / 300) AS bucket
+    CAST(FLOOR(CAST(DATEDIFF_BIG(SECOND, '1970-01-01T00:00:00', [event_time]) AS FLOAT) / 300) AS BIGINT) AS bucket
   FROM cloudtrail
   WHERE
     [event_time] >= CAST('2026-11-01T00:00:00+00:00' AS DATETIMEOFFSET)
@@ -34,7 +34,7 @@ WITH hits AS (
     COUNT(*) OVER (PARTITION BY rule_id, g0, bucket) AS agg_value,
     ROW_NUMBER() OVER (
       PARTITION BY rule_id, g0, bucket
-      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time
+      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time, CASE WHEN [event_id] IS NULL THEN 1 ELSE 0 END, [event_id]
     ) AS rn
   FROM hits
 )

@@ -17,7 +17,7 @@ WITH hits AS (
     "trace_id",
     "event_time" AS event_time,
     COALESCE("user", '') AS g0,
-    FLOOR(CAST(to_unixtime("event_time") AS DOUBLE) / 900) AS bucket,
+    CAST(FLOOR(CAST(to_unixtime("event_time") AS DOUBLE) / 900) AS BIGINT) AS bucket,
     COALESCE(json_extract_scalar("requestParameters", '$["secretId"]'), '') AS agg_field
   FROM cloudtrail
   WHERE
@@ -36,7 +36,7 @@ WITH hits AS (
     MIN(event_time) OVER (PARTITION BY rule_id, g0, bucket) AS first_seen,
     MAX(event_time) OVER (PARTITION BY rule_id, g0, bucket) AS last_seen,
     DENSE_RANK() OVER (PARTITION BY rule_id, g0, bucket ORDER BY agg_field) + DENSE_RANK() OVER (PARTITION BY rule_id, g0, bucket ORDER BY agg_field DESC) - 1 AS agg_value,
-    ROW_NUMBER() OVER (PARTITION BY rule_id, g0, bucket ORDER BY event_time) AS rn
+    ROW_NUMBER() OVER (PARTITION BY rule_id, g0, bucket ORDER BY event_time, "event_id") AS rn
   FROM hits
 )
 SELECT

@@ -17,7 +17,7 @@ WITH hits AS (
     `trace_id`,
     `event_time` AS event_time,
     COALESCE(`user`, '') AS g0,
-    FLOOR(UNIX_SECONDS(`event_time`) / 900) AS bucket,
+    CAST(FLOOR(UNIX_SECONDS(`event_time`) / 900) AS INT64) AS bucket,
     COALESCE(JSON_VALUE(`requestParameters`, '$."secretId"'), '') AS agg_field
   FROM cloudtrail
   WHERE
@@ -36,7 +36,10 @@ WITH hits AS (
     MIN(event_time) OVER (PARTITION BY rule_id, g0, bucket) AS first_seen,
     MAX(event_time) OVER (PARTITION BY rule_id, g0, bucket) AS last_seen,
     DENSE_RANK() OVER (PARTITION BY rule_id, g0, bucket ORDER BY agg_field NULLS LAST) + DENSE_RANK() OVER (PARTITION BY rule_id, g0, bucket ORDER BY agg_field DESC) - 1 AS agg_value,
-    ROW_NUMBER() OVER (PARTITION BY rule_id, g0, bucket ORDER BY event_time NULLS LAST) AS rn
+    ROW_NUMBER() OVER (
+      PARTITION BY rule_id, g0, bucket
+      ORDER BY event_time NULLS LAST, `event_id` NULLS LAST
+    ) AS rn
   FROM hits
 )
 SELECT

@@ -17,7 +17,7 @@ WITH hits AS (
     [trace_id] AS [trace_id],
     [event_time] AS event_time,
     COALESCE([user], '') AS g0,
-    FLOOR(CAST(DATEDIFF_BIG(SECOND, '1970-01-01T00:00:00', [event_time]) AS FLOAT) / 900) AS bucket,
+    CAST(FLOOR(CAST(DATEDIFF_BIG(SECOND, '1970-01-01T00:00:00', [event_time]) AS FLOAT) / 900) AS BIGINT) AS bucket,
     COALESCE(JSON_VALUE([requestParameters], '$."secretId"'), '') AS agg_field
   FROM cloudtrail
   WHERE
@@ -41,7 +41,7 @@ WITH hits AS (
     ) + DENSE_RANK() OVER (PARTITION BY rule_id, g0, bucket ORDER BY agg_field DESC) - 1 AS agg_value,
     ROW_NUMBER() OVER (
       PARTITION BY rule_id, g0, bucket
-      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time
+      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time, CASE WHEN [event_id] IS NULL THEN 1 ELSE 0 END, [event_id]
     ) AS rn
   FROM hits
 )

@@ -108,7 +108,7 @@ WITH scan AS (
     COUNT(*) OVER (PARTITION BY rule_id, g0) AS agg_value,
     ROW_NUMBER() OVER (
       PARTITION BY rule_id, g0
-      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time
+      ORDER BY CASE WHEN event_time IS NULL THEN 1 ELSE 0 END, event_time, CASE WHEN [event_id] IS NULL THEN 1 ELSE 0 END, [event_id]
     ) AS rn
   FROM hits
 )

@@ -79,7 +79,7 @@ WITH scan AS (
     MIN(event_time) OVER (PARTITION BY rule_id, g0) AS first_seen,
     MAX(event_time) OVER (PARTITION BY rule_id, g0) AS last_seen,
     COUNT(*) OVER (PARTITION BY rule_id, g0) AS agg_value,
-    ROW_NUMBER() OVER (PARTITION BY rule_id, g0 ORDER BY event_time NULLS LAST) AS rn
+    ROW_NUMBER() OVER (PARTITION BY rule_id, g0 ORDER BY event_time NULLS LAST, `event_id` NULLS LAST) AS rn
   FROM hits
 )
 SELECT
