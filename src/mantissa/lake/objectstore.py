@@ -540,7 +540,11 @@ class ObjectStorage(Storage):
     # -- engines ------------------------------------------------------------------
     def attach(self, con: Any) -> None:
         """Let a DuckDB connection read this store's URLs through the same filesystem."""
-        if not any(getattr(f, "protocol", None) == self.fs.protocol for f in _registered(con)):
+        # DuckDB names a registered fsspec filesystem by its first protocol ("s3" for
+        # s3fs's ("s3", "s3a")); a connection shared by several writers registers it once
+        protocols = self.fs.protocol
+        names = {protocols} if isinstance(protocols, str) else set(protocols)
+        if not names & _registered(con):
             con.register_filesystem(self.fs)
 
     def check(self) -> list[dict[str, str]]:
@@ -570,11 +574,12 @@ class ObjectStorage(Storage):
         return steps
 
 
-def _registered(con: Any) -> list[Any]:
+def _registered(con: Any) -> set[str]:
+    """Names of the filesystems registered on a DuckDB connection."""
     try:
-        return [type("F", (), {"protocol": p})() for p in con.list_filesystems()]
+        return set(con.list_filesystems())
     except Exception:
-        return []
+        return set()
 
 
 def _make_fs(
