@@ -39,6 +39,17 @@ class Runtime:
     def engine(self) -> QueryEngine:
         return self.make_engine()
 
+    @cached_property
+    def embedded_engine(self) -> QueryEngine:
+        """DuckDB over the same lake (local or object store), whatever ``engine.type`` is.
+
+        For work that needs an in-process session (identity baselines: temp tables and
+        many small statements); the configured engine serves queries and detections.
+        """
+        if self.config.engine.type == "duckdb":
+            return self.engine
+        return self.make_engine("duckdb")
+
     def make_engine(self, engine_type: str | None = None, **overrides: Any) -> QueryEngine:
         cfg = self.config.engine
         etype = engine_type or cfg.type

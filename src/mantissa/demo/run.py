@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -15,9 +17,16 @@ from mantissa.sources.base import get_source
 
 
 def run_demo(
-    rt: Runtime, console: Console, seed: int = 7, days: int = 3, keep_input: bool = True
+    rt: Runtime,
+    console: Console,
+    seed: int = 7,
+    days: int = 3,
+    keep_input: bool = True,
+    end: dt.datetime | None = None,
 ) -> DemoContext:
-    sc = Scenario(seed=seed, days=days)
+    """Generate, ingest and run every step; ``end`` pins the sample's last instant (now)."""
+    t0 = time.perf_counter()
+    sc = Scenario(seed=seed, days=days, **({"end": end} if end else {}))
     input_dir = rt.data_dir / "demo-input"
     shutil.rmtree(input_dir, ignore_errors=True)
     input_dir.mkdir(parents=True)
@@ -48,9 +57,12 @@ def run_demo(
                 f"  {name:<18} {st.rows:>7} rows  {st.first_event:%Y-%m-%d %H:%M} → "
                 f"{st.last_event:%Y-%m-%d %H:%M}  {st.files} files"
             )
+    ctx.results["seconds"] = {"generate+ingest": round(time.perf_counter() - t0, 1)}
     for s in steps():
         console.rule(f"[bold]{s.name}")
+        t = time.perf_counter()
         s.fn(ctx)
+        ctx.results["seconds"][s.name] = round(time.perf_counter() - t, 1)
     if not keep_input:
         shutil.rmtree(input_dir, ignore_errors=True)
     return ctx

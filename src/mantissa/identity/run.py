@@ -25,7 +25,6 @@ import pyarrow as pa
 
 from mantissa.alerts.model import AlertCandidate
 from mantissa.engines.duckdb import _HIVE_TYPES
-from mantissa.errors import ConfigError
 from mantissa.identity import baselines
 from mantissa.identity.config import IdentityConfig, load
 from mantissa.identity.detections.base import Context, registry
@@ -181,12 +180,9 @@ class IdentityRun:
 
     # -- session ----------------------------------------------------------------
     def _open(self) -> _Session:
-        engine = self.runtime.engine
-        if not hasattr(engine, "connect") or getattr(engine, "type", "") != "duckdb":
-            raise ConfigError(
-                "identity detections run on the embedded DuckDB engine",
-                hint="set engine.type: duckdb (the lake can still be on S3/GCS/Azure)",
-            )
+        # identity keeps baselines in an in-process session: with Spark, Athena, BigQuery
+        # or Synapse configured it reads the same lake through the embedded DuckDB
+        engine = self.runtime.embedded_engine
         if self._s is None:
             self._s = _Session(con=engine.connect())
         return self._s
