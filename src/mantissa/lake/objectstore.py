@@ -166,6 +166,7 @@ class ObjectStorage(Storage):
         self._markers: dict[str, dict[str, list[str]]] = {}
         self._lock = threading.Lock()
         self._bucket_ok = False
+        self._reader_fs: Any = None  # the twin of fs registered with DuckDB (see attach)
 
     # -- naming -----------------------------------------------------------------
     def _path(self, key: str) -> str:
@@ -545,7 +546,10 @@ class ObjectStorage(Storage):
         protocols = self.fs.protocol
         names = {protocols} if isinstance(protocols, str) else set(protocols)
         if not names & _registered(con):
-            con.register_filesystem(self.fs)
+            with self._lock:
+                if self._reader_fs is None:
+                    self._reader_fs = _remembering(self.fs)
+            con.register_filesystem(self._reader_fs)
 
     def check(self) -> list[dict[str, str]]:
         """Write, list, read and delete a probe object: each step's result."""
@@ -572,6 +576,45 @@ class ObjectStorage(Storage):
                     {"step": name, "status": "error", "detail": str(self._error(exc, name))}
                 )
         return steps
+
+
+def _remembering(fs: Any) -> Any:
+    """A twin of ``fs`` for DuckDB that asks for a lake file's details once.
+
+    DuckDB checks a Parquet file's size and last-modified time before every read (to
+    reuse its cached footer): one HEAD request per file per query, which dominates small
+    queries over hundreds of objects. A committed ``.parquet`` object is never rewritten
+    (every batch and every compaction output has a new unique name), so its details are
+    remembered for the life of the process; everything else is asked every time.
+    """
+    import fsspec.asyn
+
+    base = type(fs)
+    memo: dict[str, dict[str, Any]] = {}
+    guard = threading.Lock()
+
+    def info(self: Any, path: Any, **kwargs: Any) -> dict[str, Any]:
+        def ask() -> dict[str, Any]:
+            if getattr(self, "async_impl", False):
+                return dict(fsspec.asyn.sync(self.loop, self._info, path, **kwargs))
+            return dict(base.info(self, path, **kwargs))
+
+        text = str(path)
+        if not text.endswith(".parquet") or kwargs.get("refresh"):
+            return ask()
+        key = self._strip_protocol(text)
+        with guard:
+            hit = memo.get(key)
+        if hit is None:
+            hit = ask()
+            with guard:
+                if len(memo) >= 500_000:
+                    memo.clear()
+                memo[key] = hit
+        return dict(hit)
+
+    twin = type(f"Remembering{base.__name__}", (base,), {"info": info})
+    return twin(*fs.storage_args, **{**fs.storage_options, "skip_instance_cache": True})
 
 
 def _registered(con: Any) -> set[str]:
