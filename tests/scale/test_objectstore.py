@@ -154,3 +154,35 @@ def test_fixture_file_roundtrip(s3_data_dir: Path) -> None:
     assert out["events"] > 0
     q = cli_json(s3_data_dir, "query", "--sql", "SELECT count(*) FROM cloudtrail")
     assert q["rows"][0][0] == out["events"]
+
+
+def test_duckdb_reader_asks_for_a_parquet_objects_details_once(bucket: str, aws_env: str) -> None:
+    """The filesystem registered with DuckDB remembers committed Parquet objects' details
+    (one HEAD per object per process, not per query); other objects and objects that do
+    not exist yet are asked every time."""
+    import s3fs
+
+    from mantissa.lake.objectstore import _remembering
+
+    fs = s3fs.S3FileSystem(endpoint_url=aws_env, use_listings_cache=False)
+    twin = _remembering(fs)
+    asked: list[str] = []
+    real = twin._info
+
+    async def counting(path: str, **kw: Any) -> Any:
+        asked.append(path)
+        return await real(path, **kw)
+
+    twin._info = counting
+    pq, other = f"{bucket}/lake/a.parquet", f"{bucket}/lake/_commit.json"
+    with pytest.raises(FileNotFoundError):
+        twin.info(pq)  # not there yet: the miss is not remembered
+    fs.pipe_file(pq, b"PAR1")
+    fs.pipe_file(other, b"{}")
+    assert twin.info(pq)["size"] == 4
+    assert twin.info(f"s3://{pq}")["size"] == 4
+    assert twin.modified(pq) == fs.modified(pq)
+    twin.info(other)
+    twin.info(other)
+    assert asked.count(pq) == 2  # the miss, then one HEAD for every later question
+    assert asked.count(other) == 2
